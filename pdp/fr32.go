@@ -1,0 +1,101 @@
+package pdp
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// fr32 padding spreads every 127 raw bytes (1016 bits) over four 32-byte leaves of 254 data
+// bits each, leaving the top two bits of every leaf zero so the leaf is a valid field element.
+// The raw bit stream is read little-endian (bit 0 = least significant bit of byte 0); leaf k
+// holds stream bits [254k, 254k+254), which starts at byte 254k/8 with shift 254k%8: for
+// k = 0..3 that is (byte 0, shift 0), (31, 6), (63, 4), (95, 2).
+
+const (
+	fr32RawChunk    = 127
+	fr32PaddedChunk = 128
+)
+
+// Pad fr32-pads src into dst. len(src) must be a multiple of 127 and len(dst) must be
+// len(src)/127*128; Pad panics otherwise (a caller bug, not bad input).
+func Pad(dst, src []byte) {
+	if len(src)%fr32RawChunk != 0 || len(dst) != len(src)/fr32RawChunk*fr32PaddedChunk {
+		panic(fmt.Sprintf("pdp: Pad needs len(src)%%127 == 0 and len(dst) == len(src)/127*128, got src %d dst %d", len(src), len(dst)))
+	}
+	for len(src) >= fr32RawChunk {
+		padChunk((*[fr32PaddedChunk]byte)(dst), (*[fr32RawChunk]byte)(src))
+		src = src[fr32RawChunk:]
+		dst = dst[fr32PaddedChunk:]
+	}
+}
+
+// padChunk pads one 127-byte chunk into four leaves using 64-bit words: each output word is
+// the raw stream shifted right by the lane's bit offset.
+func padChunk(out *[fr32PaddedChunk]byte, in *[fr32RawChunk]byte) {
+	le := binary.LittleEndian
+	// Lane 0: bytes 0..31, no shift.
+	copy(out[0:31], in[0:31])
+	out[31] = in[31] & 0x3F
+
+	// Lane 1: starts at byte 31, shift 6. Reads bytes 31..63.
+	for j := 0; j < 3; j++ {
+		w := le.Uint64(in[31+8*j:]) >> 6
+		w |= le.Uint64(in[39+8*j:]) << 58
+		le.PutUint64(out[32+8*j:], w)
+	}
+	le.PutUint64(out[56:], (le.Uint64(in[55:])>>6|uint64(in[63])<<58)&0x3FFFFFFFFFFFFFFF)
+
+	// Lane 2: starts at byte 63, shift 4. Reads bytes 63..95.
+	for j := 0; j < 3; j++ {
+		w := le.Uint64(in[63+8*j:]) >> 4
+		w |= le.Uint64(in[71+8*j:]) << 60
+		le.PutUint64(out[64+8*j:], w)
+	}
+	le.PutUint64(out[88:], (le.Uint64(in[87:])>>4|uint64(in[95])<<60)&0x3FFFFFFFFFFFFFFF)
+
+	// Lane 3: starts at byte 95, shift 2. Reads bytes 95..126; the last word has no byte 127,
+	// and the two bits it would supply are the cleared top bits anyway.
+	for j := 0; j < 3; j++ {
+		w := le.Uint64(in[95+8*j:]) >> 2
+		w |= le.Uint64(in[103+8*j:]) << 62
+		le.PutUint64(out[96+8*j:], w)
+	}
+	le.PutUint64(out[120:], le.Uint64(in[119:])>>2)
+}
+
+// Unpad reverses Pad: len(src) must be a multiple of 128 and len(dst) must be
+// len(src)/128*127; Unpad panics otherwise. The top two bits of every leaf are ignored.
+func Unpad(dst, src []byte) {
+	if len(src)%fr32PaddedChunk != 0 || len(dst) != len(src)/fr32PaddedChunk*fr32RawChunk {
+		panic(fmt.Sprintf("pdp: Unpad needs len(src)%%128 == 0 and len(dst) == len(src)/128*127, got src %d dst %d", len(src), len(dst)))
+	}
+	for len(src) >= fr32PaddedChunk {
+		unpadChunk((*[fr32RawChunk]byte)(dst), (*[fr32PaddedChunk]byte)(src))
+		src = src[fr32PaddedChunk:]
+		dst = dst[fr32RawChunk:]
+	}
+}
+
+// unpadChunk concatenates the 254 data bits of each of the four leaves into 127 bytes.
+func unpadChunk(out *[fr32RawChunk]byte, in *[fr32PaddedChunk]byte) {
+	var acc uint16 // pending bits, least significant first
+	var n uint     // number of pending bits
+	o := 0
+	for lane := 0; lane < 4; lane++ {
+		leaf := in[lane*32 : lane*32+32]
+		for j := 0; j < 32; j++ {
+			b, bits := uint16(leaf[j]), uint(8)
+			if j == 31 {
+				b, bits = b&0x3F, 6
+			}
+			acc |= b << n
+			n += bits
+			if n >= 8 {
+				out[o] = byte(acc)
+				o++
+				acc >>= 8
+				n -= 8
+			}
+		}
+	}
+}

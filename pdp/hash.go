@@ -1,0 +1,43 @@
+package pdp
+
+import (
+	sha256simd "github.com/minio/sha256-simd"
+)
+
+// Node is one 32-byte tree node or leaf.
+type Node [32]byte
+
+// NodeSize is the size of a Node in bytes.
+const NodeSize = 32
+
+// MaxHeight is the largest tree height the PDPVerifier contract accepts.
+const MaxHeight = 50
+
+// HashNode returns sha254(left || right): SHA-256 of the 64-byte concatenation with the top
+// two bits of the last byte cleared, so every node is a valid BLS12-381 field element the way
+// Filecoin's proofs and the PDPVerifier contract expect.
+func HashNode(left, right *Node) Node {
+	var block [2 * NodeSize]byte
+	copy(block[:NodeSize], left[:])
+	copy(block[NodeSize:], right[:])
+	out := Node(sha256simd.Sum256(block[:]))
+	out[31] &= 0x3F
+	return out
+}
+
+// zeroRoots[h] is the root of an all-zero subtree of 2^h leaves.
+var zeroRoots = func() (z [MaxHeight + 1]Node) {
+	for h := 1; h <= MaxHeight; h++ {
+		z[h] = HashNode(&z[h-1], &z[h-1])
+	}
+	return z
+}()
+
+// ZeroRoot returns the root of an all-zero subtree of 2^height leaves (the zero leaf for
+// height 0). It panics when height is outside 0..MaxHeight.
+func ZeroRoot(height int) Node {
+	if height < 0 || height > MaxHeight {
+		panic("pdp: ZeroRoot height out of range 0..MaxHeight")
+	}
+	return zeroRoots[height]
+}

@@ -1,0 +1,66 @@
+package pdp
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	commp "github.com/filecoin-project/go-fil-commp-hashhash"
+)
+
+// oracleCommP computes commP with go-fil-commp-hashhash (needs >= 65 bytes).
+func oracleCommP(t testing.TB, data []byte) (Node, uint64) {
+	t.Helper()
+	var c commp.Calc
+	defer c.Reset()
+	if _, err := c.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	root, padded, err := c.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Node(root), padded
+}
+
+func randomBytes(seed uint64, n int) []byte {
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	b := make([]byte, n)
+	for i := 0; i+8 <= n; i += 8 {
+		v := rng.Uint64()
+		for j := 0; j < 8; j++ {
+			b[i+j] = byte(v >> (8 * j))
+		}
+	}
+	for i := n / 8 * 8; i < n; i++ {
+		b[i] = byte(rng.Uint32())
+	}
+	return b
+}
+
+func TestSectionRootOfWholePieceMatchesOracle(t *testing.T) {
+	sizes := []int{65, 100, 126, 127, 128, 129, 254, 255, 1000, blockRaw - 1, blockRaw, blockRaw + 1,
+		127 << 9, 127<<9 + 1, 3*blockRaw + 500, 127 << 12}
+	for i, n := range sizes {
+		data := randomBytes(uint64(i), n)
+		want, padded := oracleCommP(t, data)
+		h := TreeHeight(uint64(n))
+		if PaddedSize(uint64(n)) != padded {
+			t.Fatalf("PaddedSize(%d) = %d, hashhash says %d", n, PaddedSize(uint64(n)), padded)
+		}
+		if got := SectionRoot(data, h); got != want {
+			t.Fatalf("size %d: SectionRoot = %x, hashhash = %x", n, got, want)
+		}
+	}
+}
+
+func TestSectionRootZeroExtends(t *testing.T) {
+	data := randomBytes(7, 3000)
+	full := make([]byte, SectionRawSize(8))
+	copy(full, data)
+	if SectionRoot(data, 8) != SectionRoot(full, 8) {
+		t.Fatal("short section does not hash like its zero-extended form")
+	}
+	if SectionRoot(nil, 11) != ZeroRoot(11) {
+		t.Fatal("empty section is not the zero root")
+	}
+}
