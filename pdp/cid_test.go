@@ -348,3 +348,64 @@ func TestPieceCIDTextAndJSON(t *testing.T) {
 		t.Fatalf("largest piece: %+v %v", big, err)
 	}
 }
+
+// FuzzParsePieceCID: whatever ParsePieceCID accepts is valid, canonical in its string form,
+// and survives String/Parse, MarshalText/UnmarshalText and PieceRef unchanged; whatever it
+// refuses is refused with ErrInvalidPieceCID.
+func FuzzParsePieceCID(f *testing.F) {
+	seeds := []string{
+		"bafkzcibcaaces3nobte6ezpp4wqan2age2s5yxcatzotcvobhgcmv5wi2xh5mbi",
+		"bafkzcibcaac542av3szurbbscwuu3zjssvfwbpsvbjf6y3tukvlgl2nf5rha6pa",
+		"bafkzcibd7abqlxticxolgseegik2stpfgkkuwyf6kufex3doorkvmzpjuxwe4dz4",
+		"bafkzcibd64bqlxticxolgseegik2stpfgkkuwyf6kufex3doorkvmzpjuxwe4dz4",
+		"bafkzcibcp4bdomn3tgwgrh3g532zopskstnbrd2n3sxfqbze7rxt7vqn7veigmy",
+		"bafkzcibcaapao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq",
+		"bafkzcibdvqbaislnvygmtytf57s2abxiaytklxc4icpf2mkvye4yjsxwzdk47vqf",
+		"baga6ea4seaqes3nobte6ezpp4wqan2age2s5yxcatzotcvobhgcmv5wi2xh5mbi",
+		"QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG",
+		"bafybeihkqv2ukwgpgzkwsuz7whmvneztvxglkljbs3zosewgku2cfluvba",
+		"", "b", "bafkzcib", "zzzz", "\x00\xff",
+	}
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParsePieceCID(s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidPieceCID) {
+				t.Fatalf("error %v does not wrap ErrInvalidPieceCID", err)
+			}
+			return
+		}
+		if err := p.Validate(); err != nil {
+			t.Fatalf("accepted %q but Validate: %v", s, err)
+		}
+		str := p.String()
+		if !strings.HasPrefix(str, pieceV2Prefix) {
+			t.Fatalf("String %s lacks prefix %s", str, pieceV2Prefix)
+		}
+		back, err := ParsePieceCID(str)
+		if err != nil || back != p {
+			t.Fatalf("reparse of %s: %+v %v", str, back, err)
+		}
+		txt, err := p.MarshalText()
+		if err != nil || string(txt) != str {
+			t.Fatalf("MarshalText %s %v", txt, err)
+		}
+		var u PieceCID
+		if err := u.UnmarshalText(txt); err != nil || u != p {
+			t.Fatalf("UnmarshalText %+v %v", u, err)
+		}
+		ref, err := ParsePieceRef(s)
+		if err != nil || !ref.Sized || ref.Piece != p || ref.Root != p.Root {
+			t.Fatalf("ParsePieceRef %+v %v", ref, err)
+		}
+		if p.RawSize() == 0 || p.RawSize() > rawCapacity(p.Height) || p.LeafCount() == 0 || p.LeafCount() > 1<<p.Height {
+			t.Fatalf("sizes of %+v: raw %d leaves %d", p, p.RawSize(), p.LeafCount())
+		}
+		v1ref, err := ParsePieceRef(p.V1().String())
+		if err != nil || v1ref.Sized || v1ref.Root != p.Root {
+			t.Fatalf("v1 of %s: %+v %v", str, v1ref, err)
+		}
+	})
+}
