@@ -1,0 +1,132 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/warmstore/warmstore/pdp"
+	"github.com/warmstore/warmstore/storage/blob"
+)
+
+func isNotExist(err error) bool { return errors.Is(err, blob.ErrNotExist) }
+
+// Has reports whether piece is stored and not known to be damaged, i.e. retrievable and
+// provable.
+func (s *Store) Has(piece pdp.PieceCID) (bool, error) {
+	pk := pieceKeyBytes(piece)
+	ok, err := s.has(key(prefixPiece, pk))
+	if err != nil || !ok {
+		return false, wrapErr("has", err)
+	}
+	d, err := s.damage(pk)
+	if err != nil {
+		return false, wrapErr("has", err)
+	}
+	return d == nil || d.Kind == DamageLayer, nil
+}
+
+func wrapErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("storage: %s: %w", op, err)
+}
+
+func (s *Store) damage(pk []byte) (*Damage, error) {
+	v, closer, err := s.db.Get(key(prefixDamage, pk))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer closer.Close()
+	var d damageRecord
+	if err := d.unmarshal(v); err != nil {
+		return nil, err
+	}
+	return &Damage{Kind: d.Kind, Time: d.Time, Detail: d.Detail}, nil
+}
+
+// Stat describes a stored piece (ErrNotFound if it is not stored).
+func (s *Store) Stat(piece pdp.PieceCID) (PieceInfo, error) {
+	rec, err := s.getRecord(piece)
+	if err != nil {
+		return PieceInfo{}, wrapErr("stat", err)
+	}
+	info := s.infoFromRecord(piece, rec)
+	refs, err := s.Refs(piece)
+	if err != nil {
+		return PieceInfo{}, err
+	}
+	info.Refs = len(refs)
+	if info.Damage, err = s.damage(pieceKeyBytes(piece)); err != nil {
+		return PieceInfo{}, wrapErr("stat", err)
+	}
+	return info, nil
+}
+
+// Pieces calls fn for every stored piece, in index order, until fn returns an error.
+func (s *Store) Pieces(fn func(PieceInfo) error) error {
+	return s.scan([]byte(prefixPiece), func(k, v []byte) error {
+		p, err := parsePieceKeyBytes(k[len(prefixPiece):])
+		if err != nil {
+			return err
+		}
+		var rec pieceRecord
+		if err := rec.unmarshal(v); err != nil {
+			return err
+		}
+		return fn(s.infoFromRecord(p, rec))
+	})
+}
+
+// PieceReader reads a piece's raw bytes. It implements io.ReadSeekCloser and io.ReaderAt and
+// never buffers more than the caller's slice, so http.ServeContent can serve ranges of pieces
+// of any size.
+type PieceReader struct {
+	*io.SectionReader
+	blob  blob.Reader
+	piece pdp.PieceCID
+}
+
+// Close releases the underlying blob.
+func (r *PieceReader) Close() error { return r.blob.Close() }
+
+// Size is the piece's raw size.
+func (r *PieceReader) Size() int64 { return r.SectionReader.Size() }
+
+// Piece is the piece being read.
+func (r *PieceReader) Piece() pdp.PieceCID { return r.piece }
+
+// OpenPiece opens piece for reading. It fails with ErrNotFound when the piece is not stored and
+// with ErrCorrupt when it is known damaged or its file has the wrong size.
+func (s *Store) OpenPiece(ctx context.Context, piece pdp.PieceCID) (*PieceReader, error) {
+	rec, err := s.getRecord(piece)
+	if err != nil {
+		return nil, wrapErr("open piece", err)
+	}
+	if d, err := s.damage(pieceKeyBytes(piece)); err != nil {
+		return nil, wrapErr("open piece", err)
+	} else if d != nil && d.Kind != DamageLayer {
+		return nil, fmt.Errorf("storage: open piece %v: %s damage found %s (%s): %w",
+			piece, d.Kind, d.Time.UTC().Format("2006-01-02T15:04:05Z"), d.Detail, ErrCorrupt)
+	}
+	b, err := s.backend.Open(ctx, rec.DataBlob)
+	if err != nil {
+		if isNotExist(err) {
+			return nil, fmt.Errorf("storage: open piece %v: file missing: %w (%w)", piece, ErrCorrupt, err)
+		}
+		return nil, fmt.Errorf("storage: open piece %v: %w", piece, classify(err))
+	}
+	if uint64(b.Size()) != piece.RawSize() {
+		b.Close()
+		return nil, fmt.Errorf("storage: open piece %v: file has %d bytes, want %d: %w",
+			piece, b.Size(), piece.RawSize(), ErrCorrupt)
+	}
+	s.metrics.readersOpened.Add(1)
+	return &PieceReader{SectionReader: io.NewSectionReader(b, 0, b.Size()), blob: b, piece: piece}, nil
+}
