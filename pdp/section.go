@@ -28,3 +28,37 @@ func SectionRoot(section []byte, layerHeight uint8) Node {
 	t.writeBlocks(section[:full])
 	return t.finish(section[full:], int(layerHeight))
 }
+
+// sectionLayer is the layer height actually used for a piece: the requested one, or the piece
+// height when the piece is smaller (then the whole piece is one section).
+func sectionLayer(p PieceCID, layerHeight uint8) uint8 {
+	return min(layerHeight, p.Height)
+}
+
+// SectionRange returns the raw byte range [off, off+n) of section number section of piece p at
+// layer height layerHeight (>= 2), clipped to the piece's raw size: the last section is
+// usually short, and sections past the data are empty (n = 0).
+func SectionRange(p PieceCID, layerHeight uint8, section uint64) (off, n uint64) {
+	size := SectionRawSize(sectionLayer(p, layerHeight))
+	raw := p.RawSize()
+	if section >= (raw+size-1)/size {
+		return raw, 0
+	}
+	off = section * size
+	return off, min(size, raw-off)
+}
+
+// SectionCount returns how many sections of piece p at layer height layerHeight hold data,
+// at least one: the number of section roots in the piece's TreeTop.
+func SectionCount(p PieceCID, layerHeight uint8) uint64 {
+	l := sectionLayer(p, layerHeight)
+	return max(1, levelWidthOrZero(p.LeafCount(), l))
+}
+
+// levelWidthOrZero is ceil(leaves/2^h).
+func levelWidthOrZero(leaves uint64, h uint8) uint64 {
+	if leaves == 0 {
+		return 0
+	}
+	return (leaves-1)>>h + 1
+}

@@ -1,0 +1,6 @@
+//go:build race
+
+package pdp
+
+// Under the race detector hashing is slower; stream a smaller sparse file.
+const sparseTestSize = 64<<20 + 1000
