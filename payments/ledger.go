@@ -2,6 +2,7 @@ package payments
 
 import (
 	"fmt"
+	mathbig "math/big"
 	"strconv"
 	"strings"
 
@@ -741,7 +742,7 @@ func (l *Ledger) settleRail(op string, id RailID, untilEpoch, epoch abi.ChainEpo
 				return Settlement{}, refuse(op, ErrUnknownValidator, "validator %s", r.Validator)
 			}
 		}
-		w := segmentWalk{t: t, rail: &r, payer: &payer, validator: v, paid: big.Zero(), withheld: big.Zero()}
+		w := segmentWalk{t: t, rail: &r, payer: &payer, validator: v}
 		queueWasEmpty := r.QueueHead == r.QueueTail
 		start := r.SettledUpTo
 		if err := w.run(limit); err != nil {
@@ -752,12 +753,13 @@ func (l *Ledger) settleRail(op string, id RailID, untilEpoch, epoch abi.ChainEpo
 		}
 		t.ws.putAccount(r.Token, r.From, payer)
 		t.ws.putRail(r)
-		pay, err := t.distribute(r, w.paid)
+		paid, withheld := w.totals()
+		pay, err := t.distribute(r, paid)
 		if err != nil {
 			return Settlement{}, err
 		}
 		s.Payment = pay
-		s.Withheld = w.withheld
+		s.Withheld = withheld
 		s.Segments = w.segments
 		s.Note = strings.Join(w.notes, "; ")
 		s.SettledUpTo = r.SettledUpTo
@@ -774,40 +776,46 @@ func (l *Ledger) settleRail(op string, id RailID, untilEpoch, epoch abi.ChainEpo
 	return s, nil
 }
 
-// segmentWalk settles a rail segment by segment.
+// segmentWalk settles a rail segment by segment. It sums what it pays and what it
+// releases in private accumulators and applies them to the payer once at the end: with
+// 100,000 segments, per-segment account updates would dominate.
 type segmentWalk struct {
 	t         *tx
 	rail      *Rail
 	payer     *Account
 	validator Validator // nil: pay in full
-	paid      abi.TokenAmount
-	withheld  abi.TokenAmount
 	notes     []string
 	segments  int
+
+	paid, released   mathbig.Int
+	span, maxAllowed mathbig.Int // scratch
 }
 
-// run settles toward limit and stops early where a validator stops.
+// run settles toward limit, stops early where a validator stops, and then debits the
+// payer: funds by what was paid, lockup by the full rate × epochs settled.
 func (w *segmentWalk) run(limit abi.ChainEpoch) error {
 	r := w.rail
 	for r.SettledUpTo < limit {
 		segEnd, rate := limit, r.PaymentRate
-		var head *RateChange
-		if r.QueueHead < r.QueueTail {
-			rc, found, err := w.t.ws.rateChange(r.ID, r.QueueHead)
+		queued := r.QueueHead < r.QueueTail
+		var head RateChange
+		if queued {
+			var found bool
+			var err error
+			head, found, err = w.t.ws.rateChange(r.ID, r.QueueHead)
 			if err != nil {
 				return w.t.stateErr(err)
 			}
 			if !found {
 				return refuse(w.t.op, ErrInvariant, "rail %d queue entry %d missing", r.ID, r.QueueHead)
 			}
-			if rc.UntilEpoch <= r.SettledUpTo {
-				// Already covered (cannot happen through the rules, but never loop on it).
-				w.t.ws.deleteRateChange(r.ID, r.QueueHead)
+			if head.UntilEpoch <= r.SettledUpTo {
+				// Already covered (the rules never leave such an entry; never loop on one).
+				w.t.ws.dequeueRateChange(r.ID, r.QueueHead)
 				r.QueueHead++
 				continue
 			}
-			head = &rc
-			segEnd, rate = minEpoch(limit, rc.UntilEpoch), rc.Rate
+			segEnd, rate = minEpoch(limit, head.UntilEpoch), head.Rate
 		}
 		w.segments++
 		reached, err := w.segment(r.SettledUpTo, segEnd, rate)
@@ -815,15 +823,27 @@ func (w *segmentWalk) run(limit abi.ChainEpoch) error {
 			return err
 		}
 		r.SettledUpTo = reached
-		if head != nil && reached >= head.UntilEpoch {
-			w.t.ws.deleteRateChange(r.ID, r.QueueHead)
+		if queued && reached >= head.UntilEpoch {
+			w.t.ws.dequeueRateChange(r.ID, r.QueueHead)
 			r.QueueHead++
 		}
 		if reached < segEnd {
-			return nil
+			break
 		}
 	}
+	paid := abi.TokenAmount{Int: new(mathbig.Int).Set(&w.paid)}
+	released := abi.TokenAmount{Int: new(mathbig.Int).Set(&w.released)}
+	if w.payer.LockupCurrent.LessThan(released) || w.payer.Funds.LessThan(paid) {
+		return refuse(w.t.op, ErrInvariant, "rail %d: payer lockup %s funds %s cannot release %s and pay %s", r.ID, w.payer.LockupCurrent, w.payer.Funds, released, paid)
+	}
+	w.payer.Funds = big.Sub(w.payer.Funds, paid)
+	w.payer.LockupCurrent = big.Sub(w.payer.LockupCurrent, released)
 	return nil
+}
+
+func (w *segmentWalk) totals() (paid, withheld abi.TokenAmount) {
+	return abi.TokenAmount{Int: new(mathbig.Int).Set(&w.paid)},
+		abi.TokenAmount{Int: new(mathbig.Int).Sub(&w.released, &w.paid)}
 }
 
 // segment settles (from, to] at rate and returns the epoch reached.
@@ -831,33 +851,31 @@ func (w *segmentWalk) segment(from, to abi.ChainEpoch, rate abi.TokenAmount) (ab
 	if rate.Sign() == 0 {
 		return to, nil
 	}
-	gross := times(rate, to-from)
-	amount, reached := gross, to
-	if w.validator != nil {
-		res, err := w.validator.ValidatePayment(*w.rail, gross, from, to, rate)
-		if err != nil {
-			return 0, &RefusalError{Op: w.t.op, Rule: ErrValidatorFailed, Detail: segmentDetail(w.rail.ID, from, to), Cause: err}
-		}
-		if res.SettleUpTo < from || res.SettleUpTo > to {
-			return 0, refuse(w.t.op, ErrValidatorRange, "%s: settled up to %d", segmentDetail(w.rail.ID, from, to), res.SettleUpTo)
-		}
-		if !validAmount(res.Amount) || res.Amount.GreaterThan(times(rate, res.SettleUpTo-from)) {
-			return 0, refuse(w.t.op, ErrValidatorOverpay, "%s: amount %v for %d epochs at rate %s", segmentDetail(w.rail.ID, from, to), res.Amount, res.SettleUpTo-from, rate)
-		}
-		amount, reached = res.Amount, res.SettleUpTo
-		if res.Note != "" {
-			w.notes = append(w.notes, res.Note)
-		}
+	w.span.SetInt64(int64(to - from))
+	gross := abi.TokenAmount{Int: new(mathbig.Int).Mul(rate.Int, &w.span)}
+	if w.validator == nil {
+		w.paid.Add(&w.paid, gross.Int)
+		w.released.Add(&w.released, gross.Int)
+		return to, nil
 	}
-	release := times(rate, reached-from)
-	if w.payer.LockupCurrent.LessThan(release) || w.payer.Funds.LessThan(amount) {
-		return 0, refuse(w.t.op, ErrInvariant, "%s: payer lockup %s funds %s cannot release %s and pay %s", segmentDetail(w.rail.ID, from, to), w.payer.LockupCurrent, w.payer.Funds, release, amount)
+	res, err := w.validator.ValidatePayment(*w.rail, gross, from, to, rate)
+	if err != nil {
+		return 0, &RefusalError{Op: w.t.op, Rule: ErrValidatorFailed, Detail: segmentDetail(w.rail.ID, from, to), Cause: err}
 	}
-	w.payer.Funds = big.Sub(w.payer.Funds, amount)
-	w.payer.LockupCurrent = big.Sub(w.payer.LockupCurrent, release)
-	w.paid = big.Add(w.paid, amount)
-	w.withheld = big.Add(w.withheld, big.Sub(release, amount))
-	return reached, nil
+	if res.SettleUpTo < from || res.SettleUpTo > to {
+		return 0, refuse(w.t.op, ErrValidatorRange, "%s: settled up to %d", segmentDetail(w.rail.ID, from, to), res.SettleUpTo)
+	}
+	w.span.SetInt64(int64(res.SettleUpTo - from))
+	w.maxAllowed.Mul(rate.Int, &w.span)
+	if !validAmount(res.Amount) || res.Amount.Int.Cmp(&w.maxAllowed) > 0 {
+		return 0, refuse(w.t.op, ErrValidatorOverpay, "%s: amount %v for %d epochs at rate %s", segmentDetail(w.rail.ID, from, to), res.Amount, res.SettleUpTo-from, rate)
+	}
+	if res.Note != "" {
+		w.notes = append(w.notes, res.Note)
+	}
+	w.paid.Add(&w.paid, res.Amount.Int)
+	w.released.Add(&w.released, &w.maxAllowed)
+	return res.SettleUpTo, nil
 }
 
 func segmentDetail(id RailID, from, to abi.ChainEpoch) string {

@@ -16,14 +16,24 @@ type writeSet struct {
 	rateChanges map[rateChangeKey]rateChangeWrite
 	fees        map[Address]abi.TokenAmount
 	nextRailID  RailID // 0: unchanged
+	// dequeues are ranges of rate-change entries removed from the head of a queue; a
+	// settlement walk removes thousands at once, so they are not tracked one by one.
+	dequeues []dequeueRange
 
 	// order records the first write of each key, so commit is deterministic.
 	order []any
 }
 
+type dequeueRange struct {
+	rail     RailID
+	from, to uint64 // [from, to)
+}
+
+// dequeueKey marks, in writeSet.order, the position of dequeues[i].
+type dequeueKey int
+
 type rateChangeWrite struct {
-	rc      RateChange
-	deleted bool
+	rc RateChange
 }
 
 func newWriteSet(base State) *writeSet {
@@ -98,10 +108,27 @@ func (w *writeSet) putRail(r Rail) {
 }
 
 func (w *writeSet) rateChange(id RailID, index uint64) (RateChange, bool, error) {
+	for _, d := range w.dequeues {
+		if d.rail == id && index >= d.from && index < d.to {
+			return RateChange{}, false, nil
+		}
+	}
 	if c, ok := w.rateChanges[rateChangeKey{id, index}]; ok {
-		return c.rc, !c.deleted, nil
+		return c.rc, true, nil
 	}
 	return w.base.RateChange(id, index)
+}
+
+// dequeueRateChange removes the entry at index, the head of rail id's queue.
+func (w *writeSet) dequeueRateChange(id RailID, index uint64) {
+	if n := len(w.dequeues); n > 0 {
+		if d := &w.dequeues[n-1]; d.rail == id && d.to == index {
+			d.to++
+			return
+		}
+	}
+	w.order = append(w.order, dequeueKey(len(w.dequeues)))
+	w.dequeues = append(w.dequeues, dequeueRange{rail: id, from: index, to: index + 1})
 }
 
 func (w *writeSet) putRateChange(id RailID, index uint64, rc RateChange) {
@@ -110,14 +137,6 @@ func (w *writeSet) putRateChange(id RailID, index uint64, rc RateChange) {
 		w.order = append(w.order, k)
 	}
 	w.rateChanges[k] = rateChangeWrite{rc: rc}
-}
-
-func (w *writeSet) deleteRateChange(id RailID, index uint64) {
-	k := rateChangeKey{id, index}
-	if _, ok := w.rateChanges[k]; !ok {
-		w.order = append(w.order, k)
-	}
-	w.rateChanges[k] = rateChangeWrite{deleted: true}
 }
 
 func (w *writeSet) nextID() (RailID, error) {
@@ -157,11 +176,11 @@ func (w *writeSet) commit() error {
 		case RailID:
 			err = w.base.PutRail(w.rails[k])
 		case rateChangeKey:
-			c := w.rateChanges[k]
-			if c.deleted {
-				err = w.base.DeleteRateChange(k.rail, k.index)
-			} else {
-				err = w.base.PutRateChange(k.rail, k.index, c.rc)
+			err = w.base.PutRateChange(k.rail, k.index, w.rateChanges[k].rc)
+		case dequeueKey:
+			d := w.dequeues[k]
+			for i := d.from; i < d.to && err == nil; i++ {
+				err = w.base.DeleteRateChange(d.rail, i)
 			}
 		case feeKey:
 			err = w.base.PutNetworkFees(k.token, w.fees[k.token])

@@ -1,0 +1,5 @@
+//go:build race
+
+package payments
+
+const manySegmentsInTest = 2_000
