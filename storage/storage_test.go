@@ -192,13 +192,13 @@ func TestIngestExpected(t *testing.T) {
 	}
 	other := payload(2, 300_000)
 	for name, data := range map[string][]byte{
-		"same size":  other,
-		"longer":     append(append([]byte(nil), other...), other...),
-		"shorter":    other[:1000],
-		"one more":   append(append([]byte(nil), b...), 0),
-		"one fewer":  b[:len(b)-1],
-		"empty":      nil,
-		"bit flip":   func() []byte { c := append([]byte(nil), b...); c[77] ^= 1; return c }(),
+		"same size": other,
+		"longer":    append(append([]byte(nil), other...), other...),
+		"shorter":   other[:1000],
+		"one more":  append(append([]byte(nil), b...), 0),
+		"one fewer": b[:len(b)-1],
+		"empty":     nil,
+		"bit flip":  func() []byte { c := append([]byte(nil), b...); c[77] ^= 1; return c }(),
 	} {
 		_, err := s.Ingest(context.Background(), bytes.NewReader(data), &p)
 		if !errors.Is(err, ErrMismatch) {
