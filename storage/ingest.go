@@ -256,7 +256,8 @@ func (s *Store) commitPiece(ctx context.Context, id string, w blob.Writer, p pdp
 		return PieceInfo{}, fmt.Errorf("storage: ingest %v: sidecar: %w", p, err)
 	}
 	if err := w.Commit(); err != nil {
-		s.removeBlobs(layerName)
+		// Commit may have renamed the data blob before failing at the directory sync.
+		s.removeBlobs(layerName, dataBlobName(id))
 		return PieceInfo{}, fmt.Errorf("storage: ingest %v: commit piece file: %w", p, classify(err))
 	}
 	rec := pieceRecord{
