@@ -76,6 +76,10 @@ type world struct {
 	payer, sp, edge, other *ecdsa.PrivateKey
 	pieces                 map[pdp.PieceCID]testPiece
 	addNonce               int64
+
+	// When led is set, transactions go through the persistent ledger at clock = now.
+	led   *Ledger
+	clock *ManualClock
 }
 
 func newKey(t testing.TB, n byte) *ecdsa.PrivateKey {
@@ -122,6 +126,15 @@ func (w *world) tx(key *ecdsa.PrivateKey, kind TxKind, body any) *Tx {
 
 // apply applies tx and commits it on success.
 func (w *world) apply(tx *Tx) ([]Event, error) {
+	if w.led != nil {
+		w.clock.Set(w.now)
+		rc, err := w.led.Submit(tx)
+		if err != nil {
+			return nil, err
+		}
+		w.nonces[tx.From]++
+		return rc.Events, nil
+	}
 	ws, evs, err := w.eng.Apply(w.st, tx, w.now, w.beacon)
 	if err != nil {
 		return nil, err
@@ -144,9 +157,21 @@ func (w *world) must(key *ecdsa.PrivateKey, kind TxKind, body any) []Event {
 	return evs
 }
 
-func (w *world) view() *View { return NewView(w.st, w.cfg(), w.now, w.beacon) }
+func (w *world) view() *View {
+	if w.led != nil {
+		return NewView(w.led.store(), w.cfg(), w.now, w.beacon)
+	}
+	return NewView(w.st, w.cfg(), w.now, w.beacon)
+}
 
 func (w *world) hash() [32]byte {
+	if w.led != nil {
+		h, err := w.led.StateHash()
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		return h
+	}
 	h, err := StateHash(w.st)
 	if err != nil {
 		w.t.Fatal(err)
