@@ -65,6 +65,10 @@ func VerifyProof(root Node, height uint8, leaf uint64, pr Proof) error {
 	return nil
 }
 
+// maxProveLayerHeight bounds the section a proof rebuilds (2^20 leaves, 32 MiB padded): the
+// section is hashed in memory, so an absurd layer height must fail, not allocate gigabytes.
+const maxProveLayerHeight = 20
+
 // sectionBuffers holds, per layer height, reusable padded-section buffers: a prover answers
 // five challenges per period per data set, and a 2^12-leaf section is 128 KiB.
 var sectionBuffers [MaxHeight + 1]sync.Pool
@@ -107,6 +111,9 @@ func ProveLeaf(p PieceCID, top TopNodes, layerHeight uint8, section []byte, leaf
 		return Proof{}, fmt.Errorf("%w: leaf %d in a piece of 2^%d leaves", ErrLeafOutOfRange, leaf, p.Height)
 	}
 	lh := min(layerHeight, p.Height)
+	if lh > maxProveLayerHeight {
+		return Proof{}, fmt.Errorf("pdp: section layer height %d above %d: sections that large are not proven from memory", lh, maxProveLayerHeight)
+	}
 	secIndex := leaf >> lh
 	secRaw := rawCapacity(lh)
 	var want uint64

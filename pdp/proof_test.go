@@ -196,6 +196,10 @@ func TestProveLeafDetectsDamage(t *testing.T) {
 	if _, err := ProveLeaf(p, fullTreeTop{levels}, 1, sec, leaf); err == nil {
 		t.Fatal("layer height 1 accepted")
 	}
+	huge := PieceCID{Height: 40, Padding: rawCapacity(40) - 1}
+	if _, err := ProveLeaf(huge, fullTreeTop{levels}, 40, []byte{1}, 0); err == nil || !strings.Contains(err.Error(), "layer height 40") {
+		t.Fatalf("layer height 40: %v", err)
+	}
 	if _, err := ProveLeaf(PieceCID{Height: 60}, fullTreeTop{levels}, lh, sec, leaf); !errors.Is(err, ErrInvalidPieceCID) {
 		t.Fatalf("invalid piece: %v", err)
 	}
