@@ -2,6 +2,7 @@ package pdp_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 
 	"github.com/warmstore/warmstore/pdp"
@@ -96,4 +97,25 @@ func ExampleSumTree() {
 	// 1 4
 	// 2 2 20 3
 	// pdp: leaf index out of range: leaf 20, data set has 20 leaves
+}
+
+// Accept a piece named by a v2 CID (size known) or a v1 CID (root only), and see why a bad
+// one is refused.
+func ExampleParsePieceRef() {
+	for _, s := range []string{
+		"bafkzcibcaaces3nobte6ezpp4wqan2age2s5yxcatzotcvobhgcmv5wi2xh5mbi",
+		"baga6ea4seaqes3nobte6ezpp4wqan2age2s5yxcatzotcvobhgcmv5wi2xh5mbi",
+	} {
+		ref, err := pdp.ParsePieceRef(s)
+		if err != nil {
+			panic(err)
+		}
+		fmt.Println(ref.Sized, ref.Piece.RawSize())
+	}
+	_, err := pdp.ParsePieceCID("baga6ea4seaqes3nobte6ezpp4wqan2age2s5yxcatzotcvobhgcmv5wi2xh5mbi")
+	fmt.Println(errors.Is(err, pdp.ErrInvalidPieceCID))
+	// Output:
+	// true 508
+	// false 0
+	// true
 }
