@@ -228,6 +228,20 @@ func TestRateChangeQueue(t *testing.T) {
 			t.Fatalf("%+v", r)
 		}
 	})
+	t.Run("a rail settled up to now queues nothing", func(t *testing.T) {
+		f := newFixture(t)
+		id := f.setup(100_000, Address{}, 100, 0, 10)
+		_, err := f.l.SettleRail(id, 10, 10)
+		f.ok(err)
+		_, err = f.l.ModifyRailPayment(operatorA, id, ta(20), ta(0), 10)
+		f.ok(err)
+		if r := f.rail(id); r.QueueTail != r.QueueHead || r.SettledUpTo != 10 {
+			t.Fatalf("%+v", r)
+		}
+		s, err := f.l.SettleRail(id, 15, 15)
+		f.ok(err)
+		eqAmount(t, "paid at the new rate", s.Gross, 100)
+	})
 	t.Run("zero-rate prefix is skipped", func(t *testing.T) {
 		f := newFixture(t)
 		id := f.setup(100_000, validA, 100, 0, 0)
