@@ -30,10 +30,10 @@ func nodeBytes(nodes []Node) []byte {
 	return unsafe.Slice(&nodes[0][0], len(nodes)*NodeSize)
 }
 
-// hashPairs sets dst[i] = HashNode(src[2i], src[2i+1]) for every i in dst. dst may alias the
-// front of src: dst[i] is written only after src[2i] and src[2i+1] were read, and later reads
-// are at indices above i.
-func hashPairs(dst, src []Node) {
+// hashPairsGeneric sets dst[i] = HashNode(src[2i], src[2i+1]) for every i in dst, portably.
+// dst may alias the front of src: dst[i] is written only after src[2i] and src[2i+1] were
+// read, and later reads are at indices above i.
+func hashPairsGeneric(dst, src []Node) {
 	src = src[:2*len(dst)]
 	for i := range dst {
 		// src[2i] and src[2i+1] are adjacent in memory: hash them without copying.

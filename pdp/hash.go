@@ -1,9 +1,5 @@
 package pdp
 
-import (
-	sha256simd "github.com/minio/sha256-simd"
-)
-
 // Node is one 32-byte tree node or leaf.
 type Node [32]byte
 
@@ -17,12 +13,11 @@ const MaxHeight = 50
 // two bits of the last byte cleared, so every node is a valid BLS12-381 field element the way
 // Filecoin's proofs and the PDPVerifier contract expect.
 func HashNode(left, right *Node) Node {
-	var block [2 * NodeSize]byte
-	copy(block[:NodeSize], left[:])
-	copy(block[NodeSize:], right[:])
-	out := Node(sha256simd.Sum256(block[:]))
-	out[31] &= 0x3F
-	return out
+	var pair [2]Node
+	pair[0], pair[1] = *left, *right
+	var out [1]Node
+	hashPairs(out[:], pair[:])
+	return out[0]
 }
 
 // zeroRoots[h] is the root of an all-zero subtree of 2^h leaves.
