@@ -9,7 +9,7 @@ import (
 
 // openWorld attaches a persistent ledger in dir to w (same config and beacon secret as the
 // in-memory world uses, so the tests' helpers work unchanged).
-func openWorld(t *testing.T, w *world, dir string) {
+func openWorld(t testing.TB, w *world, dir string) {
 	t.Helper()
 	cfg := w.cfg()
 	if w.clock == nil {
