@@ -74,7 +74,7 @@ const maxProveLayerHeight = 20
 var sectionBuffers [MaxHeight + 1]sync.Pool
 
 type sectionBuffer struct {
-	padded []byte // 32 << layerHeight bytes: the section's leaves
+	leaves []Node // 2^layerHeight: the fr32-padded section
 	nodes  []Node // 2^(layerHeight-1): the level above the leaves, then hashed in place
 }
 
@@ -83,7 +83,7 @@ func getSectionBuffer(lh uint8) *sectionBuffer {
 		return b
 	}
 	return &sectionBuffer{
-		padded: make([]byte, NodeSize<<lh),
+		leaves: make([]Node, 1<<lh),
 		nodes:  make([]Node, 1<<(lh-1)),
 	}
 }
@@ -129,37 +129,30 @@ func ProveLeaf(p PieceCID, top TopNodes, layerHeight uint8, section []byte, leaf
 	defer sectionBuffers[lh].Put(buf)
 
 	// Leaves: fr32 of the section, zero-extended (zero raw bytes pad to zero leaves).
+	padded := nodeBytes(buf.leaves)
 	full := len(section) / fr32RawChunk * fr32RawChunk
 	off := full / fr32RawChunk * fr32PaddedChunk
-	Pad(buf.padded[:off], section[:full])
+	Pad(padded[:off], section[:full])
 	if tail := section[full:]; len(tail) > 0 {
 		var chunk [fr32RawChunk]byte
 		copy(chunk[:], tail)
-		Pad(buf.padded[off:off+fr32PaddedChunk], chunk[:])
+		Pad(padded[off:off+fr32PaddedChunk], chunk[:])
 		off += fr32PaddedChunk
 	}
-	clear(buf.padded[off:])
+	clear(padded[off:])
 
 	in := leaf & (1<<lh - 1)
-	leafOff := in * NodeSize
-	pr.Leaf = Node(buf.padded[leafOff : leafOff+NodeSize])
-	sib := (in ^ 1) * NodeSize
-	pr.Path = append(pr.Path, Node(buf.padded[sib:sib+NodeSize]))
-
-	// Level 1 straight from the leaf bytes (each pair is 64 contiguous bytes), then every
-	// further level in place at the front of nodes.
+	pr.Leaf = buf.leaves[in]
+	pr.Path = append(pr.Path, buf.leaves[in^1])
+	// Hash level by level with the package's batched node hasher; every level after the first
+	// is computed in place at the front of nodes.
 	level := buf.nodes
-	for i := range level {
-		b := buf.padded[2*i*NodeSize:]
-		level[i] = HashNode((*Node)(b), (*Node)(b[NodeSize:]))
-	}
+	hashPairs(level, buf.leaves)
 	for h := uint8(1); h < lh; h++ {
 		in >>= 1
 		pr.Path = append(pr.Path, level[in^1])
 		next := level[:len(level)/2]
-		for i := range next {
-			next[i] = HashNode(&level[2*i], &level[2*i+1])
-		}
+		hashPairs(next, level)
 		level = next
 	}
 	secRoot := level[0]
