@@ -85,3 +85,41 @@ func BenchmarkSettle100kSegments(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSettleOneSegment100kEpochs is the peer of BenchmarkSettle100kSegments: the
+// same 100,001 epochs at one rate, so one validator call. The ratio between the two is
+// the cost of walking segments.
+func BenchmarkSettleOneSegment100kEpochs(b *testing.B) {
+	const n = 100_000
+	base, id, _ := manySegments(b, 0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		st := base.Clone()
+		v := &ninetyPercent{}
+		l := NewLedger(st, ValidatorMap{validA: v})
+		b.StartTimer()
+		s, err := l.SettleRail(id, n+1, n+1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if s.Segments != 1 || s.SettledUpTo != n+1 {
+			b.Fatalf("%+v", s)
+		}
+	}
+}
+
+// BenchmarkModifyRailPayment measures one rate change (each enqueues a segment), the
+// operation chain/ runs for every piece addition.
+func BenchmarkModifyRailPayment(b *testing.B) {
+	st, id, v := manySegments(b, 0)
+	l := NewLedger(st, ValidatorMap{validA: v})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := l.ModifyRailPayment(operatorA, id, big.NewInt(int64(10+i%2)), big.Zero(), abi.ChainEpoch(i+1)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -119,58 +119,70 @@ func (m *MemState) Len() (accounts, approvals, rails, rateChanges int) {
 	return len(m.accounts), len(m.approvals), len(m.rails), len(m.rateChanges)
 }
 
+// Account implements State.
 func (m *MemState) Account(token, owner Address) (Account, bool, error) {
 	a, ok := m.accounts[accountKey{token, owner}]
 	return a, ok, nil
 }
 
+// PutAccount implements State.
 func (m *MemState) PutAccount(token, owner Address, acct Account) error {
 	m.accounts[accountKey{token, owner}] = acct
 	return nil
 }
 
+// Approval implements State.
 func (m *MemState) Approval(token, client, operator Address) (Approval, bool, error) {
 	a, ok := m.approvals[approvalKey{token, client, operator}]
 	return a, ok, nil
 }
 
+// PutApproval implements State.
 func (m *MemState) PutApproval(token, client, operator Address, appr Approval) error {
 	m.approvals[approvalKey{token, client, operator}] = appr
 	return nil
 }
 
+// Rail implements State.
 func (m *MemState) Rail(id RailID) (Rail, bool, error) {
 	r, ok := m.rails[id]
 	return r, ok, nil
 }
 
+// PutRail implements State.
 func (m *MemState) PutRail(rail Rail) error {
 	m.rails[rail.ID] = rail
 	return nil
 }
 
+// RateChange implements State.
 func (m *MemState) RateChange(id RailID, index uint64) (RateChange, bool, error) {
 	rc, ok := m.rateChanges[rateChangeKey{id, index}]
 	return rc, ok, nil
 }
 
+// PutRateChange implements State.
 func (m *MemState) PutRateChange(id RailID, index uint64, rc RateChange) error {
 	m.rateChanges[rateChangeKey{id, index}] = rc
 	return nil
 }
 
+// DeleteRateChange implements State.
 func (m *MemState) DeleteRateChange(id RailID, index uint64) error {
 	delete(m.rateChanges, rateChangeKey{id, index})
 	return nil
 }
 
+// NextRailID implements State.
 func (m *MemState) NextRailID() (RailID, error) { return m.nextRailID, nil }
 
+// PutNextRailID implements State.
 func (m *MemState) PutNextRailID(id RailID) error {
 	m.nextRailID = id
 	return nil
 }
 
+// NetworkFees implements State.
 func (m *MemState) NetworkFees(token Address) (abi.TokenAmount, error) {
 	f, ok := m.fees[token]
 	if !ok {
@@ -179,6 +191,7 @@ func (m *MemState) NetworkFees(token Address) (abi.TokenAmount, error) {
 	return f, nil
 }
 
+// PutNetworkFees implements State.
 func (m *MemState) PutNetworkFees(token Address, total abi.TokenAmount) error {
 	m.fees[token] = total
 	return nil
