@@ -229,8 +229,9 @@ func (l *Ledger) SetOperatorApproval(token, client, operator Address, approved b
 		return t.stateErr(err)
 	}
 	ap.Approved = approved
-	ap.RateAllowance = rateAllowance
-	ap.LockupAllowance = lockupAllowance
+	// Copies: the caller keeps its big integers, the state must not share them.
+	ap.RateAllowance = rateAllowance.Copy()
+	ap.LockupAllowance = lockupAllowance.Copy()
 	ap.MaxLockupPeriod = maxLockupPeriod
 	t.ws.putApproval(token, client, operator, ap)
 	return t.commit()
@@ -442,7 +443,7 @@ func (l *Ledger) ModifyRailLockup(caller Address, id RailID, period abi.ChainEpo
 		}
 	}
 	r.LockupPeriod = period
-	r.LockupFixed = lockupFixed
+	r.LockupFixed = lockupFixed.Copy()
 	t.ws.putAccount(r.Token, r.From, payer)
 	t.ws.putApproval(r.Token, r.From, r.Operator, ap)
 	t.ws.putRail(r)
@@ -545,7 +546,7 @@ func (l *Ledger) ModifyRailPayment(caller Address, id RailID, newRate, oneTimePa
 			return Payment{}, err
 		}
 	}
-	r.PaymentRate = newRate
+	r.PaymentRate = newRate.Copy()
 	r.LockupFixed = big.Sub(r.LockupFixed, oneTimePayment)
 	t.ws.putAccount(r.Token, r.From, payer)
 	t.ws.putApproval(r.Token, r.From, r.Operator, ap)

@@ -507,3 +507,22 @@ func TestCommissionOnSettlement(t *testing.T) {
 	eqAmount(t, "payee", s.NetPayee, 946)
 	eqAmount(t, "recipient", f.account(feeRecipA, 100).Funds, 49)
 }
+
+func TestStateDoesNotShareCallerAmounts(t *testing.T) {
+	f := newFixture(t)
+	id := f.setup(100_000, Address{}, 10, 0, 0)
+	rate, fixed, allowance := ta(5), ta(7), ta(1000)
+	_, err := f.l.ModifyRailPayment(operatorA, id, rate, ta(0), 1)
+	f.ok(err)
+	f.ok(f.l.ModifyRailLockup(operatorA, id, 10, fixed, 1))
+	f.ok(f.l.SetOperatorApproval(tok, payerA, operatorA, true, allowance, allowance, 10, 1))
+	rate.SetInt64(999)
+	fixed.SetInt64(999)
+	allowance.SetInt64(1)
+	r := f.rail(id)
+	eqAmount(t, "rate", r.PaymentRate, 5)
+	eqAmount(t, "fixed", r.LockupFixed, 7)
+	ap, err := f.l.Approval(tok, payerA, operatorA)
+	f.ok(err)
+	eqAmount(t, "rate allowance", ap.RateAllowance, 1000)
+}
