@@ -2,8 +2,10 @@ package payments
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 
@@ -46,6 +48,64 @@ type ledgerModel struct {
 
 	deposited, withdrawn map[Address]abi.TokenAmount
 	lastSettled          map[RailID]abi.ChainEpoch
+
+	log []loggedOp
+}
+
+// loggedOp is one operation as run, for the replay check. op reads m.l and m.now when
+// called, so replaying it against another ledger only needs those swapped.
+type loggedOp struct {
+	op      func() error
+	now     abi.ChainEpoch
+	barrier abi.ChainEpoch
+	failed  bool
+}
+
+func (m *ledgerModel) exec(op func() error) error {
+	err := op()
+	m.log = append(m.log, loggedOp{op: op, now: m.now, barrier: m.val.barrier, failed: err != nil})
+	return err
+}
+
+// replay runs the log against a fresh ledger: the same operations at the same epochs
+// must succeed and fail alike and end in the same state (the ledger is deterministic, so
+// chain/ can rebuild it from its transaction log).
+func (m *ledgerModel) replay(t *rapid.T) {
+	want := dumpState(m.st)
+	m.st, m.val = NewMemState(), &modThreeValidator{barrier: -1}
+	m.l = NewLedger(m.st, ValidatorMap{propValidator: m.val})
+	for i, e := range m.log {
+		m.now, m.val.barrier = e.now, e.barrier
+		if err := e.op(); (err != nil) != e.failed {
+			t.Fatalf("replay of operation %d: error %v, originally failed=%v", i, err, e.failed)
+		}
+	}
+	if got := dumpState(m.st); got != want {
+		t.Fatalf("replay diverged:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// dumpState renders a MemState canonically (sorted, amounts in decimal).
+func dumpState(st *MemState) string {
+	var lines []string
+	for k, a := range st.accounts {
+		lines = append(lines, fmt.Sprintf("acct %s %s: %s %s %s %d", k.token, k.owner, a.Funds, a.LockupCurrent, a.LockupRate, a.LockupLastSettledAt))
+	}
+	for k, a := range st.approvals {
+		lines = append(lines, fmt.Sprintf("appr %s %s %s: %v %s %s %s %s %d", k.token, k.client, k.operator, a.Approved, a.RateAllowance, a.LockupAllowance, a.RateUsage, a.LockupUsage, a.MaxLockupPeriod))
+	}
+	for _, r := range st.rails {
+		lines = append(lines, fmt.Sprintf("rail %d: %+v", r.ID, r))
+	}
+	for k, rc := range st.rateChanges {
+		lines = append(lines, fmt.Sprintf("rc %d %d: %s %d", k.rail, k.index, rc.Rate, rc.UntilEpoch))
+	}
+	for tk, f := range st.fees {
+		lines = append(lines, fmt.Sprintf("fees %s: %s", tk, f))
+	}
+	lines = append(lines, fmt.Sprintf("next %d", st.nextRailID))
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
 }
 
 var propValidator = addr(20)
@@ -77,7 +137,7 @@ func drawAmount(t *rapid.T, label string, maxV int64) abi.TokenAmount {
 // and must leave the state untouched.
 func (m *ledgerModel) apply(t *rapid.T, op func() error) bool {
 	before := m.st.Clone()
-	err := op()
+	err := m.exec(op)
 	if err == nil {
 		return true
 	}
@@ -268,6 +328,7 @@ func (m *ledgerModel) run(t *rapid.T) {
 		actions[rapid.SampledFrom(names).Draw(t, "action")](t)
 		m.checkInvariants(t)
 	}
+	m.replay(t)
 }
 
 func (m *ledgerModel) createRail(t *rapid.T) (RailID, bool) {
@@ -380,7 +441,8 @@ func (m *ledgerModel) settle(t *rapid.T, id RailID, until abi.ChainEpoch, valida
 	}
 	views := m.accountViews(t)
 	rBefore, _ := m.l.Rail(id)
-	s2, err := m.l.SettleRail(id, until, m.now)
+	var s2 Settlement
+	err = m.exec(func() (err error) { s2, err = m.l.SettleRail(id, until, m.now); return err })
 	switch {
 	case errors.Is(err, ErrRailFinalized) || errors.Is(err, ErrNoProgress):
 		return
