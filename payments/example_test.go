@@ -70,3 +70,55 @@ func Example() {
 	// network fee 4000000000000000 provider gets 796000000000000000
 	// client funds 99200000000000000000 lockup 1500000000000000000
 }
+
+// A payer that stops funding: the rail is paid up to the payer's funded-until epoch,
+// the operator terminates it, the streaming lockup pays the remaining lockup period, and
+// finalization returns the unused fixed lockup.
+func ExampleLedger_TerminateRail() {
+	var (
+		tok      = payments.Address{0x01}
+		payer    = payments.Address{0x02}
+		payee    = payments.Address{0x03}
+		operator = payments.Address{0x04}
+	)
+	ledger := payments.NewLedger(payments.NewMemState(), nil)
+	check := func(err error) {
+		if err != nil {
+			panic(err)
+		}
+	}
+	check(ledger.Deposit(tok, payer, big.NewInt(2_000), 0))
+	check(ledger.SetOperatorApproval(tok, payer, operator, true, big.NewInt(10), big.NewInt(2_000), 100, 0))
+	rail, err := ledger.CreateRail(operator, tok, payer, payee, payments.Address{}, 0, payments.Address{}, 0)
+	check(err)
+	check(ledger.ModifyRailLockup(operator, rail, 100, big.NewInt(100), 0)) // 100 epochs + 100 fixed
+	_, err = ledger.ModifyRailPayment(operator, rail, big.NewInt(10), big.Zero(), 0)
+	check(err)
+
+	// 2000 funds − 1100 initial lockup cover 90 more epochs.
+	info, err := ledger.Account(tok, payer, 500)
+	check(err)
+	fmt.Println("funded until", info.FundedUntil, "fully settled", info.FullySettled)
+
+	s, err := ledger.SettleRail(rail, 500, 500)
+	check(err)
+	fmt.Println("settled to", s.SettledUpTo, "paid", s.Gross)
+
+	check(ledger.TerminateRail(operator, rail, 500))
+	r, err := ledger.Rail(rail)
+	check(err)
+	fmt.Println("end epoch", r.EndEpoch)
+
+	s, err = ledger.SettleRail(rail, 500, 500)
+	check(err)
+	fmt.Println("settled to", s.SettledUpTo, "paid", s.Gross, "finalized", s.Finalized)
+	info, err = ledger.Account(tok, payer, 500)
+	check(err)
+	fmt.Println("payer funds", info.Funds, "lockup", info.LockupCurrent)
+	// Output:
+	// funded until 90 fully settled false
+	// settled to 90 paid 900
+	// end epoch 190
+	// settled to 190 paid 1000 finalized true
+	// payer funds 100 lockup 0
+}
