@@ -38,5 +38,20 @@
 // only if it succeeds, so a refused operation changes nothing. Refusals are
 // *RefusalError values wrapping a Rule such as ErrNotFullySettled.
 //
+// # Where this differs from FilecoinPayV1
+//
+//   - Settlement follows the contract's current source rather than deployed v1.0.0: the
+//     validator notes of all segments are kept (joined), and the lockup check compares
+//     against rate × settled epochs.
+//   - Network fees are added to a per-token total (Ledger.NetworkFees) and leave
+//     circulation; there is no Dutch auction.
+//   - A finalized rail stays readable with Finalized set instead of being zeroed; every
+//     operation on it is refused with ErrRailFinalized.
+//   - A rail's validator must be registered when the rail is created (ErrUnknownValidator).
+//   - Deposit and Withdraw only move ledger balances; the token transfer, permits and
+//     withdraw-to addresses are chain/'s business.
+//   - Reproduced on purpose: a rate cut during a terminated rail's window leaves phantom
+//     operator lockup usage (filecoin-pay#274), as the deployed contract does.
+//
 // All amounts are abi.TokenAmount integers (10^-18 units); nothing uses floating point.
 package payments
