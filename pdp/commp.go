@@ -212,7 +212,8 @@ var chunkJobs = sync.Pool{New: func() any {
 // chunkWorkers is the goroutine pool of one Calc while it has work in flight.
 type chunkWorkers struct {
 	jobs      chan *chunkJob
-	abandoned atomic.Bool // set by Reset: skip remaining jobs
+	abandoned atomic.Bool // set by stop: skip remaining jobs
+	once      sync.Once
 	wg        sync.WaitGroup
 }
 
@@ -239,9 +240,11 @@ func (w *chunkWorkers) run(recordHeight int) {
 	}
 }
 
-// stop ends the workers and waits until they have exited.
+// stop ends the workers, skipping any remaining jobs, and waits until they have exited. It
+// is safe to call more than once (Reset, then the cleanup of a collected Calc).
 func (w *chunkWorkers) stop() {
-	close(w.jobs)
+	w.abandoned.Store(true)
+	w.once.Do(func() { close(w.jobs) })
 	w.wg.Wait()
 }
 
@@ -251,8 +254,8 @@ func (w *chunkWorkers) stop() {
 // non-zero layer height it also keeps the upper tree (TreeTop) for proving.
 //
 // Calc implements io.Writer, io.ReaderFrom and hash.Hash (Sum appends the 32-byte root of the
-// data written so far). Workers start with the first full chunk (about 1 MiB); after that a
-// Calc must be ended with Finish or Reset, which release them.
+// data written so far). Workers start with the first full chunk (about 1 MiB) and are released by
+// Finish or Reset (or, as a safety net, when an abandoned Calc is garbage collected).
 type Calc struct {
 	layerHeight uint8
 	written     uint64
@@ -396,6 +399,9 @@ func (c *Calc) dispatch() {
 	if c.workers == nil {
 		n := runtime.GOMAXPROCS(0)
 		c.workers = startChunkWorkers(n, 2*n+1, c.chunkRecordHeight())
+		// A Calc dropped without Finish or Reset must not leak its workers; they hold no
+		// reference to c, so c can be collected and the cleanup stops them.
+		runtime.AddCleanup(c, (*chunkWorkers).stop, c.workers)
 	}
 	c.workers.jobs <- c.cur // never blocks: capacity exceeds the jobs in flight
 	c.inflight = append(c.inflight, c.cur)
@@ -511,7 +517,6 @@ func (c *Calc) Finish() (Commitment, error) {
 // release stops the workers and returns the chunk buffers to the pool.
 func (c *Calc) release() {
 	if c.workers != nil {
-		c.workers.abandoned.Store(true)
 		c.workers.stop()
 		c.workers = nil
 	}

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/ipfs/go-cid"
@@ -337,4 +338,15 @@ func ExampleCalc() {
 	}
 	fmt.Println(res.Piece.Height, res.Piece.Padding, res.Top.Sections())
 	// Output: 9 6256 1
+}
+
+func TestAbandonedCalcReleasesWorkers(t *testing.T) {
+	func() {
+		c := NewCalc(0)
+		c.Write(randomBytes(3, 3*chunkRaw+1))
+	}()
+	for range 5 {
+		runtime.GC()
+	}
+	goleak.VerifyNone(t)
 }
