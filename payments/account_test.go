@@ -59,6 +59,11 @@ func TestDepositAndWithdraw(t *testing.T) {
 	f.refused(ErrInvalidAmount, func() error { return f.l.Deposit(tok, payerA, abi.TokenAmount{}, 1) })
 	f.refused(ErrInvalidAmount, func() error { return f.l.Withdraw(tok, payerA, ta(-1), 1) })
 	f.refused(ErrInvalidEpoch, func() error { return f.l.Deposit(tok, payerA, ta(1), -1) })
+	f.refused(ErrZeroAddress, func() error { return f.l.Deposit(tok, Address{}, ta(1), 1) })
+	f.refused(ErrZeroAddress, func() error {
+		return f.l.SetOperatorApproval(tok, payerA, Address{}, true, ta(1), ta(1), 1, 1)
+	})
+	f.refused(ErrZeroAddress, func() error { return f.l.IncreaseOperatorApproval(tok, payerA, Address{}, ta(1), ta(1), 1) })
 
 	// In debt at 1000 (funded until 895): no withdrawal at all.
 	f.refused(ErrNotFullySettled, func() error { return f.l.Withdraw(tok, payerA, ta(1), 1000) })

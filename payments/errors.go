@@ -13,7 +13,7 @@ func (r Rule) Error() string { return "payments: " + string(r) }
 const (
 	ErrInvalidAmount     Rule = "amount must be a non-negative integer"
 	ErrInvalidEpoch      Rule = "epoch is negative or earlier than a recorded epoch"
-	ErrZeroAddress       Rule = "payer and payee must be non-zero addresses"
+	ErrZeroAddress       Rule = "address must not be zero (payer, payee, deposit recipient, operator)"
 	ErrInsufficientFunds Rule = "funds would not cover the lockup"
 	// ErrNotFullySettled: the payer's lockup accrual is behind the current epoch (the
 	// account is in debt), so withdrawals, rate changes, lockup-period changes, fixed

@@ -142,6 +142,9 @@ func (l *Ledger) Deposit(token, to Address, amount abi.TokenAmount, epoch abi.Ch
 	if !validAmount(amount) {
 		return refuse(t.op, ErrInvalidAmount, "amount %v", amount)
 	}
+	if to == (Address{}) {
+		return refuse(t.op, ErrZeroAddress, "deposit to the zero address")
+	}
 	a, err := t.settledAccount(token, to)
 	if err != nil {
 		return err
@@ -224,6 +227,9 @@ func (l *Ledger) SetOperatorApproval(token, client, operator Address, approved b
 	if maxLockupPeriod < 0 {
 		return refuse(t.op, ErrInvalidLockupPeriod, "max lockup period %d", maxLockupPeriod)
 	}
+	if operator == (Address{}) {
+		return refuse(t.op, ErrZeroAddress, "operator")
+	}
 	ap, err := t.ws.approval(token, client, operator)
 	if err != nil {
 		return t.stateErr(err)
@@ -245,6 +251,9 @@ func (l *Ledger) IncreaseOperatorApproval(token, client, operator Address, rateI
 	}
 	if !validAmount(rateIncrease) || !validAmount(lockupIncrease) {
 		return refuse(t.op, ErrInvalidAmount, "rate increase %v, lockup increase %v", rateIncrease, lockupIncrease)
+	}
+	if operator == (Address{}) {
+		return refuse(t.op, ErrZeroAddress, "operator")
 	}
 	ap, err := t.ws.approval(token, client, operator)
 	if err != nil {
