@@ -13,6 +13,7 @@ import (
 
 	"github.com/warmstore/warmstore/pdp"
 	"github.com/warmstore/warmstore/storage/blob"
+	"github.com/warmstore/warmstore/storage/fsbackend"
 )
 
 // The ingest pipeline reads the source into a small ring of buffers; each filled buffer goes
@@ -127,7 +128,8 @@ var errOverLimit = errors.New("payload over limit")
 func (s *Store) stream(ctx context.Context, r io.Reader, w blob.Writer, calc *pdp.Calc, limit uint64) (uint64, error) {
 	pool := make(chan *ingestChunkBuf, ingestBuffers)
 	for range ingestBuffers {
-		pool <- &ingestChunkBuf{buf: make([]byte, ingestChunk)}
+		// Aligned so that a direct-I/O backend writes them without copying.
+		pool <- &ingestChunkBuf{buf: fsbackend.AlignedBuffer(ingestChunk)}
 	}
 	release := func(c *ingestChunkBuf) {
 		if c.refs.Add(-1) == 0 {

@@ -9,8 +9,10 @@ import (
 // implementation is OS; tests wrap it to inject faults (ENOSPC, EIO) at any single step and
 // to simulate what a power cut does to data that was never synced.
 type FS interface {
-	// Create creates a new file for writing and reading; it fails if name exists.
-	Create(name string) (File, error)
+	// Create creates a new file for writing and reading; it fails if name exists. With direct
+	// set the file should bypass the page cache where the system supports it (O_DIRECT);
+	// writes to it are then aligned (see AlignedBuffer) and the tail is fixed with Truncate.
+	Create(name string, direct bool) (File, error)
 	// Open opens an existing file read-only.
 	Open(name string) (File, error)
 	Rename(oldname, newname string) error
@@ -29,13 +31,23 @@ type File interface {
 	Sync() error
 	Close() error
 	Stat() (os.FileInfo, error)
+	Truncate(size int64) error
 }
 
 // OS is the FS of the operating system.
 type OS struct{}
 
 // Create implements FS.
-func (OS) Create(name string) (File, error) {
+func (OS) Create(name string, direct bool) (File, error) {
+	if direct {
+		f, err := openDirect(name)
+		if err == nil {
+			return f, nil
+		}
+		// Some file systems refuse O_DIRECT (and may have created the file before refusing);
+		// fall back to buffered writes.
+		os.Remove(name)
+	}
 	return os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 }
 

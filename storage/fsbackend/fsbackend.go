@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/warmstore/warmstore/storage/blob"
 )
@@ -89,7 +90,7 @@ func (b *Backend) Create(ctx context.Context, name string) (blob.Writer, error) 
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	tmp := filepath.Join(b.root, tmpDir, name+"."+hex.EncodeToString(rnd[:])+".tmp")
-	f, err := b.fs.Create(tmp)
+	f, err := b.fs.Create(tmp, true)
 	if err != nil {
 		return nil, fmt.Errorf("fsbackend: create %s: %w", tmp, err)
 	}
@@ -100,26 +101,84 @@ type writer struct {
 	b          *Backend
 	f          File
 	tmp, final string
-	written    int64
+	written    int64 // logical bytes accepted
+	onDisk     int64 // bytes written to the file, including alignment padding
 	flushedTo  int64
+	stage      []byte // aligned staging for unaligned input
+	staged     int
 	mu         sync.Mutex
 	done       bool
 }
 
+// stageSize is the aligned staging buffer used when callers pass unaligned slices.
+const stageSize = 1 << 20
+
+// Write accepts any slices. Aligned input in multiples of the alignment (what the piece
+// store's pipeline passes) goes to the file without a copy; the rest is staged.
 func (w *writer) Write(p []byte) (int, error) {
 	if w.done {
 		return 0, errors.New("fsbackend: write after commit or abort")
 	}
-	n, err := w.f.Write(p)
-	w.written += int64(n)
+	total := len(p)
+	for len(p) > 0 {
+		if w.staged == 0 && len(p) >= directAlign && isAligned(p) {
+			n := len(p) &^ (directAlign - 1)
+			if err := w.writeFile(p[:n]); err != nil {
+				return total - len(p), err
+			}
+			w.written += int64(n)
+			p = p[n:]
+			continue
+		}
+		if w.stage == nil {
+			w.stage = AlignedBuffer(stageSize)
+		}
+		c := copy(w.stage[w.staged:], p)
+		w.staged += c
+		w.written += int64(c)
+		p = p[c:]
+		if w.staged == len(w.stage) {
+			if err := w.writeFile(w.stage); err != nil {
+				return total - len(p), err
+			}
+			w.staged = 0
+		}
+	}
+	return total, nil
+}
+
+func (w *writer) writeFile(b []byte) error {
+	n, err := w.f.Write(b)
+	if err != nil && n == 0 && errors.Is(err, syscall.EINVAL) && disableDirect(w.f) {
+		n, err = w.f.Write(b)
+	}
+	w.onDisk += int64(n)
 	if err != nil {
-		return n, fmt.Errorf("fsbackend: write %s: %w", w.tmp, err)
+		return fmt.Errorf("fsbackend: write %s: %w", w.tmp, err)
 	}
-	if w.written-w.flushedTo >= writebackEvery {
-		startWriteback(w.f, w.flushedTo, w.written-w.flushedTo)
-		w.flushedTo = w.written
+	if w.onDisk-w.flushedTo >= writebackEvery {
+		startWriteback(w.f, w.flushedTo, w.onDisk-w.flushedTo)
+		w.flushedTo = w.onDisk
 	}
-	return n, nil
+	return nil
+}
+
+// flushTail writes the staged remainder padded to the alignment, then cuts the padding off.
+func (w *writer) flushTail() error {
+	if w.staged > 0 {
+		padded := (w.staged + directAlign - 1) &^ (directAlign - 1)
+		clear(w.stage[w.staged:padded])
+		if err := w.writeFile(w.stage[:padded]); err != nil {
+			return err
+		}
+		w.staged = 0
+	}
+	if w.onDisk != w.written {
+		if err := w.f.Truncate(w.written); err != nil {
+			return fmt.Errorf("fsbackend: truncate %s: %w", w.tmp, err)
+		}
+	}
+	return nil
 }
 
 func (w *writer) Commit() error {
@@ -129,6 +188,11 @@ func (w *writer) Commit() error {
 		return errors.New("fsbackend: commit after commit or abort")
 	}
 	w.done = true
+	if err := w.flushTail(); err != nil {
+		w.f.Close()
+		w.b.fs.Remove(w.tmp)
+		return err
+	}
 	if err := w.f.Sync(); err != nil {
 		w.f.Close()
 		w.b.fs.Remove(w.tmp)

@@ -132,11 +132,11 @@ func (f *FS) Crash() error {
 }
 
 // Create implements fsbackend.FS.
-func (f *FS) Create(name string) (fsbackend.File, error) {
+func (f *FS) Create(name string, direct bool) (fsbackend.File, error) {
 	if err := f.step("create", name); err != nil {
 		return nil, err
 	}
-	file, err := f.inner.Create(name)
+	file, err := f.inner.Create(name, direct)
 	if err != nil {
 		return nil, err
 	}
@@ -248,6 +248,20 @@ func (t *trackedFile) Write(p []byte) (int, error) {
 	t.node.size += int64(n)
 	t.fs.mu.Unlock()
 	return n, err
+}
+
+func (t *trackedFile) Truncate(size int64) error {
+	if err := t.fs.step("truncate", t.name); err != nil {
+		return err
+	}
+	if err := t.File.Truncate(size); err != nil {
+		return err
+	}
+	t.fs.mu.Lock()
+	t.node.size = size
+	t.node.synced = min(t.node.synced, size)
+	t.fs.mu.Unlock()
+	return nil
 }
 
 func (t *trackedFile) Sync() error {

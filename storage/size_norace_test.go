@@ -1,0 +1,6 @@
+//go:build !race
+
+package storage
+
+// largeIngestSize is the payload of TestLargeIngestBoundedMemory.
+const largeIngestSize = 1 << 30
