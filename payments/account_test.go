@@ -166,3 +166,24 @@ func TestSplitPayment(t *testing.T) {
 		t.Fatalf("%+v", p)
 	}
 }
+
+func TestErrorMessagesNameOperationRuleAndValues(t *testing.T) {
+	f := newFixture(t)
+	f.ok(f.l.Deposit(tok, payerA, ta(10), 0))
+	err := f.l.Withdraw(tok, payerA, ta(11), 0)
+	want := "payments: withdraw: withdrawal exceeds available funds (funds − lockup) (amount 11 > available 10)"
+	if err == nil || err.Error() != want {
+		t.Fatalf("error %q, want %q", err, want)
+	}
+	se := &StateError{Op: "deposit", Err: errDisk}
+	if se.Error() != "payments: deposit: state: disk on fire" {
+		t.Fatalf("%q", se.Error())
+	}
+	if ErrNoProgress.Error() != "payments: settlement made no progress" {
+		t.Fatalf("%q", ErrNoProgress.Error())
+	}
+	re := &RefusalError{Op: "settle rail", Rule: ErrValidatorFailed, Detail: "rail 1", Cause: errDisk}
+	if re.Error() != "payments: settle rail: validator failed (rail 1): disk on fire" || !errors.Is(re, errDisk) || !errors.Is(re, ErrValidatorFailed) {
+		t.Fatalf("%q", re.Error())
+	}
+}
