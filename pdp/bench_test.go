@@ -18,6 +18,7 @@ func BenchmarkCommP256MiB(b *testing.B) {
 	data := bench256MiB()
 	b.Run("warmstore", func(b *testing.B) {
 		b.SetBytes(int64(len(data)))
+		b.ReportAllocs()
 		c := NewCalc(0)
 		for b.Loop() {
 			c.Reset()
@@ -29,6 +30,7 @@ func BenchmarkCommP256MiB(b *testing.B) {
 	})
 	b.Run("warmstore-layer11", func(b *testing.B) {
 		b.SetBytes(int64(len(data)))
+		b.ReportAllocs()
 		c := NewCalc(11)
 		for b.Loop() {
 			c.Reset()
