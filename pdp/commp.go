@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"math/bits"
 	"runtime"
@@ -265,15 +266,21 @@ type Calc struct {
 	cur  *chunkJob // chunk being filled
 	fill int       // bytes of cur.raw filled
 
-	workers  *chunkWorkers
-	inflight []*chunkJob // dispatched chunks, oldest first
-	free     []*chunkJob
+	workers     *chunkWorkers
+	maxInflight int         // chunks dispatched but not folded, at most (2 per worker)
+	inflight    []*chunkJob // dispatched chunks, oldest first
+	free        []*chunkJob
 
 	fold     subtreeStack // chunk roots; records sections when the layer is above chunkHeight
 	sections []Node       // section roots, when the layer is at most chunkHeight
 	tail     subtreeHasher
 	result   Commitment
 }
+
+var (
+	_ hash.Hash     = (*Calc)(nil)
+	_ io.ReaderFrom = (*Calc)(nil)
+)
 
 // Commitment is the result of a Calc: the piece CID and, when asked for, the cached upper tree.
 type Commitment struct {
@@ -398,12 +405,13 @@ func (c *Calc) ReadFrom(r io.Reader) (int64, error) {
 func (c *Calc) dispatch() {
 	if c.workers == nil {
 		n := runtime.GOMAXPROCS(0)
-		c.workers = startChunkWorkers(n, 2*n+1, c.chunkRecordHeight())
+		c.maxInflight = 2 * n
+		c.workers = startChunkWorkers(n, c.maxInflight, c.chunkRecordHeight())
 		// A Calc dropped without Finish or Reset must not leak its workers; they hold no
 		// reference to c, so c can be collected and the cleanup stops them.
 		runtime.AddCleanup(c, (*chunkWorkers).stop, c.workers)
 	}
-	c.workers.jobs <- c.cur // never blocks: capacity exceeds the jobs in flight
+	c.workers.jobs <- c.cur // never blocks: the capacity is maxInflight
 	c.inflight = append(c.inflight, c.cur)
 	c.cur, c.fill = nil, 0
 }
@@ -415,7 +423,7 @@ func (c *Calc) nextJob() *chunkJob {
 		c.free = c.free[:n-1]
 		return j
 	}
-	if c.workers == nil || len(c.inflight) < 2*runtime.GOMAXPROCS(0) {
+	if c.workers == nil || len(c.inflight) < c.maxInflight {
 		return chunkJobs.Get().(*chunkJob)
 	}
 	return c.foldOldest()
