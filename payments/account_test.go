@@ -187,3 +187,25 @@ func TestErrorMessagesNameOperationRuleAndValues(t *testing.T) {
 		t.Fatalf("%q", re.Error())
 	}
 }
+
+func TestCorruptRecordsAreRefused(t *testing.T) {
+	st := NewMemState()
+	l := NewLedger(st, nil)
+	_ = st.PutAccount(tok, payerA, Account{Funds: ta(5)}) // lockup fields missing
+	for _, err := range []error{
+		l.Deposit(tok, payerA, ta(1), 1),
+		func() error { _, err := l.Account(tok, payerA, 1); return err }(),
+	} {
+		var se *StateError
+		if !errors.As(err, &se) || !errors.Is(err, ErrCorruptRecord) {
+			t.Fatalf("error = %v, want a *StateError wrapping ErrCorruptRecord", err)
+		}
+	}
+	_ = st.PutRail(Rail{ID: 1, From: payerA, To: payeeA})
+	if _, err := l.SettleRail(1, 1, 1); !errors.Is(err, ErrCorruptRecord) {
+		t.Fatalf("settle of a corrupt rail: %v", err)
+	}
+	if _, err := l.Rail(1); !errors.Is(err, ErrCorruptRecord) {
+		t.Fatalf("Rail of a corrupt rail: %v", err)
+	}
+}

@@ -184,11 +184,14 @@ func (l *Ledger) Withdraw(token, owner Address, amount abi.TokenAmount, epoch ab
 // Account returns owner's account in token as it would be after lockup settlement at
 // epoch, without changing anything.
 func (l *Ledger) Account(token, owner Address, epoch abi.ChainEpoch) (AccountInfo, error) {
-	a, _, err := l.state.Account(token, owner)
+	a, found, err := l.state.Account(token, owner)
+	if err == nil && found {
+		err = a.check()
+	}
 	if err != nil {
 		return AccountInfo{}, &StateError{Op: "account", Err: err}
 	}
-	if a.Funds.Int == nil {
+	if !found {
 		a = zeroAccount()
 	}
 	if err := settleLockup("account", &a, epoch); err != nil {
@@ -205,6 +208,9 @@ func (l *Ledger) Account(token, owner Address, epoch abi.ChainEpoch) (AccountInf
 // NetworkFees returns the total network fee collected in token.
 func (l *Ledger) NetworkFees(token Address) (abi.TokenAmount, error) {
 	f, err := l.state.NetworkFees(token)
+	if err == nil && f.Int == nil {
+		err = ErrCorruptRecord
+	}
 	if err != nil {
 		return abi.TokenAmount{}, &StateError{Op: "network fees", Err: err}
 	}
@@ -271,6 +277,9 @@ func (l *Ledger) IncreaseOperatorApproval(token, client, operator Address, rateI
 // Approval returns client's approval of operator in token (all zero if never set).
 func (l *Ledger) Approval(token, client, operator Address) (Approval, error) {
 	ap, found, err := l.state.Approval(token, client, operator)
+	if err == nil && found {
+		err = ap.check()
+	}
 	if err != nil {
 		return Approval{}, &StateError{Op: "approval", Err: err}
 	}
@@ -336,6 +345,9 @@ func (l *Ledger) CreateRail(operator, token, payer, payee, validator Address, co
 // Rail returns a rail (finalized rails included, with Finalized set).
 func (l *Ledger) Rail(id RailID) (Rail, error) {
 	r, found, err := l.state.Rail(id)
+	if err == nil && found {
+		err = r.check()
+	}
 	if err != nil {
 		return Rail{}, &StateError{Op: "rail", Err: err}
 	}

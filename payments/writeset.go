@@ -1,6 +1,8 @@
 package payments
 
 import (
+	"errors"
+
 	"github.com/filecoin-project/go-state-types/abi"
 )
 
@@ -59,7 +61,7 @@ func (w *writeSet) account(token, owner Address) (Account, error) {
 	if !found {
 		return zeroAccount(), nil
 	}
-	return a, nil
+	return a, a.check()
 }
 
 func (w *writeSet) putAccount(token, owner Address, a Account) {
@@ -82,7 +84,7 @@ func (w *writeSet) approval(token, client, operator Address) (Approval, error) {
 	if !found {
 		return zeroApproval(), nil
 	}
-	return a, nil
+	return a, a.check()
 }
 
 func (w *writeSet) putApproval(token, client, operator Address, a Approval) {
@@ -97,7 +99,11 @@ func (w *writeSet) rail(id RailID) (Rail, bool, error) {
 	if r, ok := w.rails[id]; ok {
 		return r, true, nil
 	}
-	return w.base.Rail(id)
+	r, found, err := w.base.Rail(id)
+	if err == nil && found {
+		err = r.check()
+	}
+	return r, found, err
 }
 
 func (w *writeSet) putRail(r Rail) {
@@ -116,7 +122,11 @@ func (w *writeSet) rateChange(id RailID, index uint64) (RateChange, bool, error)
 	if c, ok := w.rateChanges[rateChangeKey{id, index}]; ok {
 		return c.rc, true, nil
 	}
-	return w.base.RateChange(id, index)
+	rc, found, err := w.base.RateChange(id, index)
+	if err == nil && found && rc.Rate.Int == nil {
+		err = ErrCorruptRecord
+	}
+	return rc, found, err
 }
 
 // dequeueRateChange removes the entry at index, the head of rail id's queue.
@@ -152,7 +162,11 @@ func (w *writeSet) networkFees(token Address) (abi.TokenAmount, error) {
 	if f, ok := w.fees[token]; ok {
 		return f, nil
 	}
-	return w.base.NetworkFees(token)
+	f, err := w.base.NetworkFees(token)
+	if err == nil && f.Int == nil {
+		err = ErrCorruptRecord
+	}
+	return f, err
 }
 
 func (w *writeSet) putNetworkFees(token Address, total abi.TokenAmount) {
@@ -191,6 +205,31 @@ func (w *writeSet) commit() error {
 	}
 	if w.nextRailID != 0 {
 		return w.base.PutNextRailID(w.nextRailID)
+	}
+	return nil
+}
+
+// ErrCorruptRecord is wrapped in a *StateError when the State returns a record with a
+// missing (nil) amount; the operation is abandoned rather than guessing a value.
+var ErrCorruptRecord = errors.New("payments: stored record has a missing amount")
+
+func (a Account) check() error {
+	if a.Funds.Int == nil || a.LockupCurrent.Int == nil || a.LockupRate.Int == nil {
+		return ErrCorruptRecord
+	}
+	return nil
+}
+
+func (a Approval) check() error {
+	if a.RateAllowance.Int == nil || a.LockupAllowance.Int == nil || a.RateUsage.Int == nil || a.LockupUsage.Int == nil {
+		return ErrCorruptRecord
+	}
+	return nil
+}
+
+func (r Rail) check() error {
+	if r.PaymentRate.Int == nil || r.LockupFixed.Int == nil {
+		return ErrCorruptRecord
 	}
 	return nil
 }
