@@ -65,7 +65,7 @@ func TestProvingAndPaymentProperties(t *testing.T) {
 			}
 		}
 		// Close the books: let every period pass, record faults, settle through the last one.
-		w.now = w.dataSet(id).Deadline + 2*m + 1
+		w.now = max(w.now, w.dataSet(id).Deadline) + 2*m + 1
 		w.must(w.other, TxRecordFaults, RecordFaultsBody{DataSetID: id})
 		ds := w.dataSet(id)
 		if s := findKind(w.must(w.sp, TxSettleRail, SettleRailBody{RailID: ds.PDPRail, UntilEpoch: ds.FaultsThrough}), EvRailSettled); s != nil {

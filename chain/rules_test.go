@@ -471,3 +471,50 @@ func TestTerminateSettleDelete(t *testing.T) {
 		t.Fatalf("payer lockup %s after deletion", acc.Payments.LockupCurrent)
 	}
 }
+
+func TestWithdrawAndNormalTermination(t *testing.T) {
+	w := newWorld(t)
+	id := w.setup(false)
+	w.addPieces(id, makePiece(t, 1, 128))
+	w.schedule(id)
+	w.toChallenge(id)
+	if err := w.prove(id); err != nil {
+		t.Fatal(err)
+	}
+	ev := w.settle(id, w.now)
+	// The provider takes its earnings out of the payments account into its wallet.
+	funds := w.account(addr(w.sp)).Payments.Funds
+	if funds.LessThan(*ev.NetPayee) {
+		t.Fatalf("provider funds %s < settled %s", funds, ev.NetPayee)
+	}
+	w.must(w.sp, TxWithdraw, WithdrawBody{Amount: funds})
+	if acc := w.account(addr(w.sp)); !acc.Wallet.Equals(funds) || !acc.Payments.Funds.IsZero() {
+		t.Fatalf("after withdrawal: %+v", acc)
+	}
+	if _, err := w.send(w.sp, TxWithdraw, WithdrawBody{Amount: tokens(1)}); !errors.Is(err, ErrInsufficientFunds) {
+		t.Fatalf("overdraw: %v", err)
+	}
+	// The payer locks up 30 days of rate, so it cannot withdraw everything.
+	payer := w.account(addr(w.payer)).Payments
+	if _, err := w.send(w.payer, TxWithdraw, WithdrawBody{Amount: payer.Funds}); !errors.Is(err, ErrInsufficientFunds) {
+		t.Fatalf("payer withdrew its lockup: %v", err)
+	}
+	// Payer terminates without consent: the service runs for the lockup period.
+	w.schedule(id)
+	if _, err := w.send(w.other, TxTerminateService, TerminateServiceBody{DataSetID: id}); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("stranger terminated: %v", err)
+	}
+	evs := w.must(w.payer, TxTerminateService, TerminateServiceBody{DataSetID: id})
+	end := findKind(evs, EvServiceTerminated).EndEpoch
+	if end != w.now+PDPLockupPeriod {
+		t.Fatalf("end epoch %d, want now+%d = %d", end, PDPLockupPeriod, w.now+PDPLockupPeriod)
+	}
+	if _, err := w.send(w.sp, TxDeleteDataSet, DeleteDataSetBody{DataSetID: id}); !errors.Is(err, ErrTooEarly) {
+		t.Fatalf("delete during the lockup window: %v", err)
+	}
+	// The provider keeps proving and keeps being paid until the end.
+	w.toChallenge(id)
+	if err := w.prove(id); err != nil {
+		t.Fatal(err)
+	}
+}
