@@ -223,15 +223,13 @@ func (w *world) addBody(id uint64, signer *ecdsa.PrivateKey, ps ...testPiece) Ad
 	ds := w.dataSet(id)
 	w.addNonce++
 	b := AddPiecesBody{DataSetID: id, Nonce: big.NewInt(w.addNonce)}
-	var data [][]byte
 	for _, p := range ps {
 		w.pieces[p.cid] = p
 		b.Pieces = append(b.Pieces, p.cid)
-		data = append(data, p.cid.CID().Bytes())
 	}
 	meta := make([][]eip712.MetadataEntry, len(ps))
 	b.PieceMetadata = meta
-	sig, err := w.eng.Domain().Sign(signer, eip712.AddPieces{ClientDataSetID: ds.ClientDataSetID.Int, Nonce: b.Nonce.Int, PieceData: data, PieceMetadata: meta})
+	sig, err := w.eng.Domain().Sign(signer, AddPiecesAuthorization(ds.ClientDataSetID.Int, b.Nonce.Int, b.Pieces, meta))
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -247,22 +245,11 @@ func (w *world) addPieces(id uint64, ps ...testPiece) {
 // schedule calls NextProvingPeriod choosing the start of the next window as challenge epoch.
 func (w *world) schedule(id uint64) []Event {
 	w.t.Helper()
-	ds := w.dataSet(id)
-	m, win := w.cfg().ProvingPeriod, w.cfg().ChallengeWindow
-	var d abi.ChainEpoch
-	switch {
-	case ds.Deadline == 0 && ds.Activation == 0:
-		d = w.now + m
-	case ds.Deadline == 0:
-		d = ds.Activation + ((w.now+m-ds.Activation+m-1)/m)*m
-	default:
-		skipped := abi.ChainEpoch(0)
-		if w.now > ds.Deadline {
-			skipped = (w.now - ds.Deadline - 1) / m
-		}
-		d = ds.Deadline + m*(skipped+1)
+	ce, ok := w.cfg().NextChallengeEpoch(w.dataSet(id), w.now)
+	if !ok {
+		w.t.Fatalf("cannot schedule data set %d at %d", id, w.now)
 	}
-	return w.must(w.sp, TxNextProvingPeriod, NextProvingPeriodBody{DataSetID: id, ChallengeEpoch: d - win})
+	return w.must(w.sp, TxNextProvingPeriod, NextProvingPeriodBody{DataSetID: id, ChallengeEpoch: ce})
 }
 
 // proofs answers the data set's current challenges honestly.
