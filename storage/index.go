@@ -107,7 +107,8 @@ func (r *pieceRecord) unmarshal(b []byte) error {
 	rest := b[26:]
 	str := func() (string, bool) {
 		n, k := binary.Uvarint(rest)
-		if k <= 0 || n > uint64(len(rest)-k) {
+		// Canonical lengths only, so that one record has one encoding.
+		if k <= 0 || k != len(binary.AppendUvarint(nil, n)) || n > uint64(len(rest)-k) {
 			return "", false
 		}
 		s := string(rest[k : k+int(n)])
