@@ -64,3 +64,21 @@ func TestSectionRootZeroExtends(t *testing.T) {
 		t.Fatal("empty section is not the zero root")
 	}
 }
+
+func TestHotPathsDoNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes allocation behaviour")
+	}
+	data := randomBytes(3, int(SectionRawSize(DefaultLayerHeight)))
+	var l, r Node
+	if n := testing.AllocsPerRun(20, func() { HashNode(&l, &r) }); n != 0 {
+		t.Errorf("HashNode allocates %.1f times", n)
+	}
+	if n := testing.AllocsPerRun(5, func() { SectionRoot(data, DefaultLayerHeight) }); n != 0 {
+		t.Errorf("SectionRoot allocates %.1f times", n)
+	}
+	buf := make([]byte, len(data)/127*128)
+	if n := testing.AllocsPerRun(5, func() { Pad(buf, data[:len(data)/127*127]) }); n != 0 {
+		t.Errorf("Pad allocates %.1f times", n)
+	}
+}

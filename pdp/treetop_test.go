@@ -3,6 +3,7 @@ package pdp
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -256,4 +257,24 @@ func FuzzTreeTopUnmarshal(f *testing.F) {
 			t.Fatalf("round trip changed the encoding: %v", err)
 		}
 	})
+}
+
+// ExampleTreeTopNodeOffset reads one node of an encoded TreeTop the way storage reads a
+// sidecar file: compute the offset from the shape, read 32 bytes.
+func ExampleTreeTopNodeOffset() {
+	c := NewCalc(4)
+	c.Write(bytes.Repeat([]byte{7}, 5000))
+	res, _ := c.Finish()
+	sidecar, _ := res.Top.MarshalBinary()
+
+	top := res.Top
+	off, ok := TreeTopNodeOffset(top.PieceHeight, top.LayerHeight, top.Sections(), top.LayerHeight+1, 2)
+	fmt.Println(top.PieceHeight, top.LayerHeight, top.Sections(), off, ok)
+	var node Node
+	copy(node[:], sidecar[off:])
+	want, _ := top.TopNode(top.LayerHeight+1, 2)
+	fmt.Println(node == want)
+	// Output:
+	// 8 4 10 400 true
+	// true
 }
