@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/filecoin-project/go-state-types/abi"
 )
 
@@ -35,6 +36,31 @@ type LogEntry struct {
 	Seq   uint64         `json:"seq"`
 	Epoch abi.ChainEpoch `json:"epoch"`
 	Tx    *Tx            `json:"tx"`
+}
+
+// storedEntry is a LogEntry as written to the log. The body is kept as base64 of the exact
+// bytes that were signed: re-encoding it as JSON would compact and escape it, and the
+// signature would no longer verify on replay.
+type storedEntry struct {
+	Seq   uint64         `json:"seq"`
+	Epoch abi.ChainEpoch `json:"epoch"`
+	Kind  TxKind         `json:"kind"`
+	From  common.Address `json:"from"`
+	Nonce uint64         `json:"nonce"`
+	Body  []byte         `json:"body"`
+	Sig   []byte         `json:"sig"`
+}
+
+func encodeEntry(e LogEntry) ([]byte, error) {
+	return json.Marshal(storedEntry{Seq: e.Seq, Epoch: e.Epoch, Kind: e.Tx.Kind, From: e.Tx.From, Nonce: e.Tx.Nonce, Body: e.Tx.Body, Sig: e.Tx.Sig})
+}
+
+func decodeEntry(raw []byte) (LogEntry, error) {
+	var s storedEntry
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return LogEntry{}, fmt.Errorf("%w: log entry: %v", ErrInternal, err)
+	}
+	return LogEntry{Seq: s.Seq, Epoch: s.Epoch, Tx: &Tx{Kind: s.Kind, From: s.From, Nonce: s.Nonce, Body: s.Body, Sig: s.Sig}}, nil
 }
 
 // Options configure Open.
@@ -238,7 +264,7 @@ func (l *Ledger) Submit(tx *Tx) (*Receipt, error) {
 	seq := l.txSeq + 1
 	batch := l.db.NewBatch()
 	defer batch.Close()
-	entry, err := json.Marshal(LogEntry{Seq: seq, Epoch: now, Tx: tx})
+	entry, err := encodeEntry(LogEntry{Seq: seq, Epoch: now, Tx: tx})
 	if err != nil {
 		return nil, fmt.Errorf("%w: encode log entry: %v", ErrInternal, err)
 	}
@@ -330,9 +356,9 @@ func (l *Ledger) logEntry(seq uint64) (*LogEntry, error) {
 		return nil, fmt.Errorf("%w: log entry %d: %v", ErrInternal, seq, err)
 	}
 	defer closer.Close()
-	var e LogEntry
-	if err := json.Unmarshal(raw, &e); err != nil {
-		return nil, fmt.Errorf("%w: log entry %d: %v", ErrInternal, seq, err)
+	e, err := decodeEntry(raw)
+	if err != nil {
+		return nil, err
 	}
 	return &e, nil
 }
@@ -345,9 +371,9 @@ func (l *Ledger) Log(fn func(LogEntry) error) error {
 	}
 	defer it.Close()
 	for ok := it.First(); ok; ok = it.Next() {
-		var e LogEntry
-		if err := json.Unmarshal(it.Value(), &e); err != nil {
-			return fmt.Errorf("%w: log entry %x: %v", ErrInternal, it.Key(), err)
+		e, err := decodeEntry(it.Value())
+		if err != nil {
+			return err
 		}
 		if err := fn(e); err != nil {
 			return err

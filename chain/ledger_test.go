@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/ethereum/go-ethereum/crypto"
 )
 
 // openWorld attaches a persistent ledger in dir to w (same config and beacon secret as the
@@ -121,5 +123,26 @@ func TestEventsLongPoll(t *testing.T) {
 	evs, err := w.led.Events(context.Background(), w.led.Head().EventSeq, 10, 20*time.Millisecond)
 	if err != nil || len(evs) != 0 {
 		t.Fatalf("%v %v", evs, err)
+	}
+}
+
+// A transaction whose body is not in Go's compact JSON form (a non-Go client signed it as it
+// wrote it) must replay: the log keeps the exact signed bytes.
+func TestReplayKeepsExactBodyBytes(t *testing.T) {
+	w := newWorld(t)
+	openWorld(t, w, t.TempDir())
+	defer w.led.Close()
+	tx := &Tx{Kind: TxRegisterProvider, From: addr(w.sp), Nonce: 0,
+		Body: []byte("{ \"serviceUrl\" : \"http://sp.example/?a=<b>&c\",\n  \"name\": \"x\" }")}
+	h := tx.SigningHash(w.cfg().ChainID)
+	sig, _ := crypto.Sign(h[:], w.sp)
+	tx.Sig = sig
+	if _, err := w.led.Submit(tx); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := w.led.StateHash()
+	got, err := w.led.ReplayHash()
+	if err != nil || got != want {
+		t.Fatalf("replay %x (%v), want %x", got, err, want)
 	}
 }
