@@ -19,6 +19,7 @@ import (
 	"hash/fnv"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -240,9 +241,13 @@ func (q quietPebbleLogger) Errorf(format string, args ...any) {
 	q.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
 }
 
+// Fatalf is what pebble calls when it cannot go on (e.g. its WAL cannot be written). Like
+// pebble's default logger it ends the process: a restart recovers to a consistent state
+// (Open reconciles), whereas continuing on a failed index could acknowledge nothing safely.
 func (q quietPebbleLogger) Fatalf(format string, args ...any) {
 	q.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
-	panic(fmt.Sprintf("pebble: "+format, args...))
+	fmt.Fprintf(os.Stderr, "pebble: fatal: "+format+"\n", args...)
+	os.Exit(1)
 }
 
 var _ io.Closer = (*Store)(nil)
