@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -64,13 +65,17 @@ type ErrorBody struct {
 type Server struct {
 	l   *Ledger
 	mux *http.ServeMux
+	m   *serverMetrics
+	// Logger receives one line per refused transaction (debug) and accepted one (info);
+	// slog.Default when nil.
+	Logger *slog.Logger
 	// MaxWait caps an event long-poll (30 s by default).
 	MaxWait time.Duration
 }
 
 // NewServer returns the HTTP API of l.
 func NewServer(l *Ledger) *Server {
-	s := &Server{l: l, mux: http.NewServeMux(), MaxWait: 30 * time.Second}
+	s := &Server{l: l, mux: http.NewServeMux(), m: newServerMetrics(), MaxWait: 30 * time.Second}
 	s.mux.HandleFunc("GET /info", s.info)
 	s.mux.HandleFunc("GET /head", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, l.Head()) })
 	s.mux.HandleFunc("GET /state/hash", s.stateHash)
@@ -209,10 +214,21 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc, err := s.l.Submit(&tx)
+	log := s.Logger
+	if log == nil {
+		log = slog.Default()
+	}
 	if err != nil {
+		s.m.txs.WithLabelValues(string(tx.Kind), ErrorCode(err)).Inc()
+		log.Debug("chain: transaction refused", "kind", tx.Kind, "from", tx.From, "nonce", tx.Nonce, "err", err)
 		writeError(w, err)
 		return
 	}
+	s.m.txs.WithLabelValues(string(tx.Kind), "ok").Inc()
+	for _, ev := range rc.Events {
+		s.m.events.WithLabelValues(string(ev.Kind)).Inc()
+	}
+	log.Info("chain: transaction applied", "kind", tx.Kind, "from", tx.From, "seq", rc.Seq, "epoch", rc.Epoch, "events", len(rc.Events))
 	writeJSON(w, http.StatusOK, rc)
 }
 
@@ -241,7 +257,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		}
 		wait = min(wait, s.MaxWait)
 	}
+	s.m.waiters.Inc()
 	evs, err := s.l.Events(r.Context(), after, limit, wait)
+	s.m.waiters.Dec()
 	if err != nil {
 		writeError(w, err)
 		return

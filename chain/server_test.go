@@ -3,12 +3,15 @@ package chain
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/filecoin-project/go-state-types/big"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/warmstore/warmstore/chain/eip712"
 	"github.com/warmstore/warmstore/pdp"
@@ -163,5 +166,45 @@ func TestHTTPClientEndToEnd(t *testing.T) {
 	}
 	if _, err := c.SubmitTx(ctx, &Tx{Kind: TxFaucet}); !errors.Is(err, ErrBadSignature) {
 		t.Fatalf("unsigned tx: %v", err)
+	}
+}
+
+func TestServerMetrics(t *testing.T) {
+	w := newWorld(t)
+	openWorld(t, w, t.TempDir())
+	defer w.led.Close()
+	s := NewServer(w.led)
+	s.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg := prometheus.NewRegistry()
+	if err := s.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	c := NewClient(srv.URL, nil)
+	ctx := context.Background()
+	if _, err := c.Faucet(ctx, w.payer, FaucetBody{Amount: tokens(1)}); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = c.Faucet(ctx, w.payer, FaucetBody{Amount: tokens(100000)})
+	counts := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "warmstore_chain_transactions_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			key := ""
+			for _, lp := range m.GetLabel() {
+				key += lp.GetName() + "=" + lp.GetValue() + " "
+			}
+			counts[key] = m.GetCounter().GetValue()
+		}
+	}
+	if counts["kind=Faucet result=ok "] != 1 || counts["kind=Faucet result=invalid_argument "] != 1 {
+		t.Fatalf("transaction counters %v", counts)
 	}
 }
