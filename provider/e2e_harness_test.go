@@ -39,6 +39,9 @@ type testLedger struct {
 
 	mu     sync.Mutex
 	proofs []proofArrival
+	// failProofs is how many of the next ProvePossession posts answer 503 without reaching
+	// the ledger (a flaky chain endpoint).
+	failProofs int
 }
 
 // proofArrival is one ProvePossession transaction as the chain received it.
@@ -65,7 +68,10 @@ func newTestLedger(t testing.TB, cfg chain.Config) *testLedger {
 	tl.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && r.URL.Path == "/tx" {
 			body, _ := io.ReadAll(r.Body)
-			tl.note(body)
+			if tl.note(body) {
+				http.Error(w, "injected outage", http.StatusServiceUnavailable)
+				return
+			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
 		}
 		api.ServeHTTP(w, r)
@@ -78,14 +84,15 @@ func newTestLedger(t testing.TB, cfg chain.Config) *testLedger {
 	return tl
 }
 
-func (tl *testLedger) note(body []byte) {
+// note records a proof's arrival and reports whether to fail it.
+func (tl *testLedger) note(body []byte) (fail bool) {
 	var tx chain.Tx
 	if json.Unmarshal(body, &tx) != nil || tx.Kind != chain.TxProvePossession {
-		return
+		return false
 	}
 	var b chain.ProvePossessionBody
 	if json.Unmarshal(tx.Body, &b) != nil {
-		return
+		return false
 	}
 	a := proofArrival{DataSetID: b.DataSetID, Epoch: tl.ledger.Epoch()}
 	_ = tl.ledger.Read(func(v *chain.View) error {
@@ -100,7 +107,19 @@ func (tl *testLedger) note(body []byte) {
 		return nil
 	})
 	tl.mu.Lock()
+	defer tl.mu.Unlock()
 	tl.proofs = append(tl.proofs, a)
+	if tl.failProofs > 0 {
+		tl.failProofs--
+		return true
+	}
+	return false
+}
+
+// failNextProofs makes the next n proof submissions fail with 503.
+func (tl *testLedger) failNextProofs(n int) {
+	tl.mu.Lock()
+	tl.failProofs = n
 	tl.mu.Unlock()
 }
 
