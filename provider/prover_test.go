@@ -73,7 +73,7 @@ func TestDeriveChallengesMatchesChain(t *testing.T) {
 	payer := newTestPayer(t, tl, testKey(t, 1))
 	id := payer.createDataSet(t, tl, sp)
 	for i := range 4 {
-		c, err := commPOf(randomPayload(uint64(10+i), 2000+i*3000))
+		c, err := pieceOfPayload(randomPayload(uint64(10+i), 2000+i*3000))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +96,7 @@ func TestDeriveChallengesMatchesChain(t *testing.T) {
 	if _, err := tl.client.NextProvingPeriod(ctx, sp, chain.NextProvingPeriodBody{DataSetID: id, ChallengeEpoch: step.ChallengeEpoch}); err != nil {
 		t.Fatal(err)
 	}
-	late, err := commPOf(randomPayload(99, 5000))
+	late, err := pieceOfPayload(randomPayload(99, 5000))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,4 +192,4 @@ func removalOf(ds *chain.DataSet, ids ...uint64) eip712.SchedulePieceRemovals {
 	return out
 }
 
-func commPOf(payload []byte) (pdp.PieceCID, error) { return pdp.CommP(bytes.NewReader(payload)) }
+func pieceOfPayload(payload []byte) (pdp.PieceCID, error) { return pdp.CommP(bytes.NewReader(payload)) }
