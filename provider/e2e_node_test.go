@@ -306,5 +306,3 @@ func allEvents(t testing.TB, ch *chain.Client) []chain.Event {
 		after = evs[len(evs)-1].Seq
 	}
 }
-
-
