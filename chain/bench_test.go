@@ -37,7 +37,7 @@ func provingWorld(b *testing.B) (*world, uint64, *Tx) {
 	return w, id, w.tx(w.sp, TxProvePossession, ProvePossessionBody{DataSetID: id, Proofs: proofs})
 }
 
-// BenchmarkProvePossession applies (without committing) a 5-challenge proof of a 32 GiB piece:
+// BenchmarkProvePossession applies (without committing) a 5-challenge proof set of a 32 GiB piece:
 // signature recovery, body decoding, challenge derivation, the sum tree and 5 × 30 hashes.
 // Peer: BenchmarkVerify5Proofs, the bare pdp.VerifyProof calls.
 func BenchmarkProvePossession(b *testing.B) {
@@ -49,7 +49,7 @@ func BenchmarkProvePossession(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "proofs/s")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "proof-sets/s")
 }
 
 func BenchmarkVerify5Proofs(b *testing.B) {
@@ -62,7 +62,7 @@ func BenchmarkVerify5Proofs(b *testing.B) {
 			}
 		}
 	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "proofs/s")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "proof-sets/s")
 }
 
 // settleWorld proves a data set every hourly period for 30 days (720 periods); when

@@ -41,7 +41,10 @@ func checkMetadata(m []eip712.MetadataEntry, maxKeys int) error {
 	return nil
 }
 
-func (c *applyCtx) putDataSet(ds *DataSet) error { return putJSON(c.st, keyDataSet(ds.ID), ds) }
+func (c *applyCtx) putDataSet(ds *DataSet) error {
+	delete(c.dsCache, ds.ID)
+	return putJSON(c.st, keyDataSet(ds.ID), ds)
+}
 
 // ownDataSet loads a live data set whose provider is the sender.
 func (c *applyCtx) ownDataSet(id uint64) (*DataSet, error) {

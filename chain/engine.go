@@ -51,6 +51,9 @@ type applyCtx struct {
 	hash   common.Hash
 	events []Event
 	pay    *payments.Ledger
+	// dsCache holds data sets decoded for the validator, which settlement asks once per rate
+	// segment; putDataSet drops an entry when the engine writes the data set.
+	dsCache map[uint64]*DataSet
 }
 
 func (c *applyCtx) emit(ev Event) {
@@ -81,7 +84,7 @@ func (e *Engine) Apply(base Store, tx *Tx, now abi.ChainEpoch, beacon Beacon) (*
 	if tx.Nonce != want {
 		return nil, nil, fmt.Errorf("%w: %s sent nonce %d, next is %d", ErrBadNonce, from.Hex(), tx.Nonce, want)
 	}
-	c := &applyCtx{e: e, st: st, now: now, beacon: beacon, from: from, hash: tx.Hash(e.cfg.ChainID)}
+	c := &applyCtx{e: e, st: st, now: now, beacon: beacon, from: from, hash: tx.Hash(e.cfg.ChainID), dsCache: map[uint64]*DataSet{}}
 	c.pay = payments.NewLedger(payState{st}, payments.ValidatorMap{e.cfg.WarmStorage: &fwssValidator{c: c}})
 	if err := c.dispatch(tx); err != nil {
 		return nil, nil, fmt.Errorf("%s from %s: %w", tx.Kind, from.Hex(), err)

@@ -197,7 +197,7 @@ func (c *applyCtx) deleteDataSet(b DeleteDataSetBody) error {
 	}
 	ds.Deleted = true
 	ds.NextChallengeEpoch, ds.Deadline = 0, 0
-	if err := putJSON(c.st, keyDataSet(ds.ID), ds); err != nil {
+	if err := c.putDataSet(ds); err != nil {
 		return err
 	}
 	c.emit(Event{Kind: EvDataSetDeleted, DataSetID: ds.ID})

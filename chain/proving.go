@@ -267,17 +267,26 @@ var (
 	_ payments.TerminationListener = (*fwssValidator)(nil)
 )
 
+// railDataSet returns the live data set a PDP rail pays for, or nil. The result is shared
+// through the cache: callers that modify it must write it back with putDataSet.
 func (v *fwssValidator) railDataSet(id payments.RailID) (*DataSet, error) {
 	dsID, err := getU64(v.c.st, keyRailDataSet(uint64(id)))
 	if err != nil || dsID == 0 {
 		return nil, err
 	}
-	var ds DataSet
-	ok, err := getJSON(v.c.st, keyDataSet(dsID), &ds)
-	if err != nil || !ok || ds.Deleted || ds.PDPRail != uint64(id) {
-		return nil, err
+	ds := v.c.dsCache[dsID]
+	if ds == nil {
+		ds = new(DataSet)
+		ok, err := getJSON(v.c.st, keyDataSet(dsID), ds)
+		if err != nil || !ok {
+			return nil, err
+		}
+		v.c.dsCache[dsID] = ds
 	}
-	return &ds, nil
+	if ds.Deleted || ds.PDPRail != uint64(id) {
+		return nil, nil
+	}
+	return ds, nil
 }
 
 // ValidatePayment implements payments.Validator.
