@@ -16,6 +16,7 @@ import (
 	"github.com/multiformats/go-multihash"
 	"github.com/multiformats/go-varint"
 	"go.uber.org/goleak"
+	"pgregory.net/rapid"
 )
 
 // decodeV2 splits an FRC-0069 piece CID into root, height and padding, independently of
@@ -360,4 +361,90 @@ func TestAbandonedCalcReleasesWorkers(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatal(err)
+}
+
+// TestCalcStateMachine drives a Calc with random writes, ReadFrom calls, Sums and Resets and
+// compares every observation with a model that keeps the whole payload and hashes it in one
+// go with SectionRoot (itself cross-checked against go-fil-commp-hashhash).
+func TestCalcStateMachine(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	pool := randomBytes(77, 3*chunkRaw+blockRaw)
+	rapid.Check(t, func(rt *rapid.T) {
+		layer := rapid.SampledFrom([]uint8{0, 2, 7, 11, 15, 16}).Draw(rt, "layer")
+		c := NewCalc(layer)
+		defer c.Reset()
+		var model []byte
+		appendSome := func(n int) []byte {
+			start := rapid.IntRange(0, len(pool)-n).Draw(rt, "start")
+			return pool[start : start+n]
+		}
+		rt.Repeat(map[string]func(*rapid.T){
+			"write": func(rt *rapid.T) {
+				n := rapid.OneOf(rapid.IntRange(0, 300), rapid.IntRange(0, 2*chunkRaw)).Draw(rt, "n")
+				if len(model)+n > 3*chunkRaw {
+					rt.Skip("payload cap")
+				}
+				p := appendSome(n)
+				if k, err := c.Write(p); k != n || err != nil {
+					rt.Fatalf("Write = %d, %v", k, err)
+				}
+				model = append(model, p...)
+			},
+			"readFrom": func(rt *rapid.T) {
+				n := rapid.IntRange(0, chunkRaw/2).Draw(rt, "n")
+				if len(model)+n > 3*chunkRaw {
+					rt.Skip("payload cap")
+				}
+				p := appendSome(n)
+				if k, err := c.ReadFrom(&oddReader{data: p}); k != int64(n) || err != nil {
+					rt.Fatalf("ReadFrom = %d, %v", k, err)
+				}
+				model = append(model, p...)
+			},
+			"sum": func(rt *rapid.T) {
+				want := SectionRoot(model, TreeHeight(uint64(len(model))))
+				if got := c.Sum(nil); !bytes.Equal(got, want[:]) {
+					rt.Fatalf("Sum after %d bytes = %x, want %x", len(model), got, want)
+				}
+			},
+			"reset": func(rt *rapid.T) {
+				if rapid.IntRange(0, 3).Draw(rt, "resetNow") != 0 {
+					rt.Skip("keep resets rare so payloads span several chunks")
+				}
+				c.Reset()
+				model = model[:0]
+			},
+			"": func(rt *rapid.T) {
+				if c.Written() != uint64(len(model)) {
+					rt.Fatalf("Written = %d, model %d", c.Written(), len(model))
+				}
+			},
+		})
+		res, err := c.Finish()
+		if err != nil {
+			rt.Fatal(err)
+		}
+		h := TreeHeight(uint64(len(model)))
+		want := PieceCID{Root: SectionRoot(model, h), Height: h, Padding: rawCapacity(h) - uint64(len(model))}
+		if res.Piece != want {
+			rt.Fatalf("Finish = %+v, want %+v", res.Piece, want)
+		}
+		if layer == 0 {
+			if res.Top != nil {
+				rt.Fatal("TreeTop without a layer")
+			}
+			return
+		}
+		if err := res.Top.Verify(want.Root); err != nil {
+			rt.Fatal(err)
+		}
+		if res.Top.Sections() != SectionCount(want, layer) {
+			rt.Fatalf("%d sections, want %d", res.Top.Sections(), SectionCount(want, layer))
+		}
+		k := rapid.Uint64Range(0, res.Top.Sections()-1).Draw(rt, "section")
+		off, n := SectionRange(want, layer, k)
+		if SectionRoot(model[off:off+n], res.Top.LayerHeight) != res.Top.Levels[0][k] {
+			rt.Fatalf("section %d root differs", k)
+		}
+	})
 }
