@@ -47,20 +47,26 @@ func (s *Store) proveOnce(ctx context.Context, piece pdp.PieceCID, leaves []uint
 	data, err := s.backend.Open(ctx, rec.DataBlob)
 	if err != nil {
 		if isNotExist(err) {
-			s.markDamaged(piece, DamageMissing, -1, "piece file missing at proof time")
+			if !s.markDamaged(piece, rec, DamageMissing, -1, "piece file missing at proof time") {
+				return nil, false, changedErr("prove", piece)
+			}
 			return nil, false, fmt.Errorf("storage: prove %v: piece file missing: %w", piece, ErrCorrupt)
 		}
 		return nil, false, fmt.Errorf("storage: prove %v: %w", piece, classify(err))
 	}
 	defer data.Close()
 	if uint64(data.Size()) != piece.RawSize() {
-		s.markDamaged(piece, DamageData, -1, fmt.Sprintf("piece file has %d bytes, want %d", data.Size(), piece.RawSize()))
+		if !s.markDamaged(piece, rec, DamageData, -1, fmt.Sprintf("piece file has %d bytes, want %d", data.Size(), piece.RawSize())) {
+			return nil, false, changedErr("prove", piece)
+		}
 		return nil, false, fmt.Errorf("storage: prove %v: piece file has %d bytes: %w", piece, data.Size(), ErrCorrupt)
 	}
 	layer, err := s.backend.Open(ctx, rec.LayerBlob)
 	if err != nil {
 		if isNotExist(err) {
-			s.markDamaged(piece, DamageLayer, -1, "sidecar missing")
+			if !s.markDamaged(piece, rec, DamageLayer, -1, "sidecar missing") {
+				return nil, false, changedErr("prove", piece)
+			}
 			return nil, true, fmt.Errorf("storage: prove %v: sidecar missing: %w", piece, ErrCorrupt)
 		}
 		return nil, false, fmt.Errorf("storage: prove %v: %w", piece, classify(err))
@@ -91,27 +97,37 @@ func (s *Store) proveOnce(ctx context.Context, piece pdp.PieceCID, leaves []uint
 			// Either the data or the sidecar is wrong; the sidecar checksum tells which, and
 			// a section that matches its cached root puts the fault in the upper levels.
 			if verr := verifySidecar(layer); verr != nil {
-				s.markDamaged(piece, DamageLayer, int64(section), verr.Error())
+				if !s.markDamaged(piece, rec, DamageLayer, int64(section), verr.Error()) {
+					return nil, false, changedErr("prove", piece)
+				}
 				return nil, true, fmt.Errorf("storage: prove %v: %w", piece, verr)
 			}
 			lh := min(rec.LayerHeight, piece.Height)
 			if cached, cerr := nodes.TopNode(lh, section); cerr == nil && cached == pdp.SectionRoot(buf[:n], lh) {
-				s.markDamaged(piece, DamageLayer, int64(section), "cached upper tree does not lead to the root")
+				if !s.markDamaged(piece, rec, DamageLayer, int64(section), "cached upper tree does not lead to the root") {
+					return nil, false, changedErr("prove", piece)
+				}
 				return nil, true, fmt.Errorf("storage: prove %v leaf %d: %w (%w)", piece, leaf, ErrCorrupt, err)
 			}
-			s.markDamaged(piece, DamageData, int64(section), "section does not hash to its cached root")
+			if !s.markDamaged(piece, rec, DamageData, int64(section), "section does not hash to its cached root") {
+				return nil, false, changedErr("prove", piece)
+			}
 			return nil, false, fmt.Errorf("storage: prove %v leaf %d: section %d: %w (%w)", piece, leaf, section, ErrCorrupt, err)
 		}
 		if err != nil {
 			if errors.Is(err, ErrCorrupt) {
-				s.markDamaged(piece, DamageLayer, int64(section), err.Error())
+				if !s.markDamaged(piece, rec, DamageLayer, int64(section), err.Error()) {
+					return nil, false, changedErr("prove", piece)
+				}
 				return nil, true, fmt.Errorf("storage: prove %v: %w", piece, err)
 			}
 			return nil, false, fmt.Errorf("storage: prove %v leaf %d: %w", piece, leaf, err)
 		}
 		if err := pdp.VerifyProof(piece.Root, piece.Height, leaf, pr); err != nil {
 			// The section matched the sidecar, so the sidecar's upper levels are wrong.
-			s.markDamaged(piece, DamageLayer, int64(section), "proof does not verify against the piece root: "+err.Error())
+			if !s.markDamaged(piece, rec, DamageLayer, int64(section), "proof does not verify against the piece root: "+err.Error()) {
+				return nil, false, changedErr("prove", piece)
+			}
 			return nil, true, fmt.Errorf("storage: prove %v leaf %d: %w: %w", piece, leaf, ErrCorrupt, err)
 		}
 		proofs = append(proofs, pr)
@@ -120,19 +136,44 @@ func (s *Store) proveOnce(ctx context.Context, piece pdp.PieceCID, leaves []uint
 	return proofs, false, nil
 }
 
-// markDamaged records damage in the index, counts it and raises the event. A failure to record
-// is logged: the caller is already returning an error for the piece.
-func (s *Store) markDamaged(piece pdp.PieceCID, kind DamageKind, section int64, detail string) {
+// changedErr reports that the piece was collected or replaced while an operation was reading it.
+func changedErr(op string, piece pdp.PieceCID) error {
+	return fmt.Errorf("storage: %s %v: collected or replaced while being read: %w", op, piece, ErrNotFound)
+}
+
+// markDamaged records damage to the copy of piece described by rec, counts it and raises the
+// event. It returns false, recording nothing, when that copy is no longer the indexed one (it
+// was collected or replaced meanwhile). Damage of the same kind already recorded is not
+// raised again. A failure to write the record is logged: the caller is already failing.
+func (s *Store) markDamaged(piece pdp.PieceCID, rec pieceRecord, kind DamageKind, section int64, detail string) bool {
+	s.commitMu.RLock()
+	defer s.commitMu.RUnlock()
+	if s.isClosed() {
+		return true
+	}
+	unlock := s.lockPiece(piece)
+	cur, err := s.getRecord(piece)
+	if err != nil || cur.DataBlob != rec.DataBlob {
+		unlock()
+		return false
+	}
+	pk := pieceKeyBytes(piece)
+	if d, err := s.damage(pk); err == nil && d != nil && d.Kind == kind {
+		unlock()
+		return true
+	}
 	now := s.now()
 	d := damageRecord{Time: now, Kind: kind, Detail: detail}
-	if err := s.db.Set(key(prefixDamage, pieceKeyBytes(piece)), d.marshal(), syncWrite); err != nil {
+	if err := s.db.Set(key(prefixDamage, pk), d.marshal(), syncWrite); err != nil {
 		s.log.Error("storage: could not record damage", "piece", piece, "err", err)
 	}
+	unlock()
 	s.metrics.damagedPieces.Add(1)
 	s.log.Warn("storage: damaged piece", "piece", piece, "kind", kind.String(), "section", section, "detail", detail)
 	if s.opts.OnDamage != nil {
 		s.opts.OnDamage(DamageEvent{Piece: piece, Kind: kind, Section: section, Detail: detail, Time: now})
 	}
+	return true
 }
 
 // RepairLayer rebuilds piece's sidecar from its data. It reads the whole piece once; if the
@@ -149,7 +190,9 @@ func (s *Store) repairLayer(ctx context.Context, piece pdp.PieceCID) error {
 	data, err := s.backend.Open(ctx, rec.DataBlob)
 	if err != nil {
 		if isNotExist(err) {
-			s.markDamaged(piece, DamageMissing, -1, "piece file missing")
+			if !s.markDamaged(piece, rec, DamageMissing, -1, "piece file missing") {
+				return changedErr("repair layer", piece)
+			}
 			return fmt.Errorf("storage: repair layer %v: piece file missing: %w", piece, ErrCorrupt)
 		}
 		return fmt.Errorf("storage: repair layer %v: %w", piece, classify(err))
@@ -160,7 +203,9 @@ func (s *Store) repairLayer(ctx context.Context, piece pdp.PieceCID) error {
 		return fmt.Errorf("storage: repair layer %v: %w", piece, err)
 	}
 	if top.piece != piece {
-		s.markDamaged(piece, DamageData, -1, fmt.Sprintf("data hashes to %v", top.piece))
+		if !s.markDamaged(piece, rec, DamageData, -1, fmt.Sprintf("data hashes to %v", top.piece)) {
+			return changedErr("repair layer", piece)
+		}
 		return fmt.Errorf("storage: repair layer %v: data hashes to %v: %w", piece, top.piece, ErrCorrupt)
 	}
 	side, err := encodeSidecar(top.top)

@@ -76,16 +76,18 @@ func (s *Store) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		size, err := s.backend.Stat(ctx, e.rec.DataBlob)
 		switch {
 		case isNotExist(err):
-			rep.Missing = append(rep.Missing, e.p)
-			s.metrics.reconcileMissing.Add(1)
-			s.markDamagedOnce(e.p, DamageMissing, "piece file missing at reconciliation")
+			if s.markDamaged(e.p, e.rec, DamageMissing, -1, "piece file missing at reconciliation") {
+				rep.Missing = append(rep.Missing, e.p)
+				s.metrics.reconcileMissing.Add(1)
+			}
 			continue
 		case err != nil:
 			return rep, fmt.Errorf("storage: reconcile %v: %w", e.p, classify(err))
 		case uint64(size) != e.p.RawSize():
-			rep.Missing = append(rep.Missing, e.p)
-			s.metrics.reconcileMissing.Add(1)
-			s.markDamagedOnce(e.p, DamageData, fmt.Sprintf("piece file has %d bytes, want %d", size, e.p.RawSize()))
+			if s.markDamaged(e.p, e.rec, DamageData, -1, fmt.Sprintf("piece file has %d bytes, want %d", size, e.p.RawSize())) {
+				rep.Missing = append(rep.Missing, e.p)
+				s.metrics.reconcileMissing.Add(1)
+			}
 			continue
 		}
 		lerr := s.checkLayer(ctx, e.rec)
@@ -95,8 +97,11 @@ func (s *Store) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		if !errors.Is(lerr, ErrCorrupt) {
 			return rep, fmt.Errorf("storage: reconcile %v: %w", e.p, lerr)
 		}
-		s.markDamaged(e.p, DamageLayer, -1, lerr.Error())
+		if !s.markDamaged(e.p, e.rec, DamageLayer, -1, lerr.Error()) {
+			continue // collected or replaced meanwhile
+		}
 		switch rerr := s.repairLayer(ctx, e.p); {
+		case errors.Is(rerr, ErrNotFound):
 		case rerr == nil:
 			rep.LayersRebuilt = append(rep.LayersRebuilt, e.p)
 		case errors.Is(rerr, ErrCorrupt):
@@ -106,15 +111,6 @@ func (s *Store) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		}
 	}
 	return rep, nil
-}
-
-// markDamagedOnce records damage unless the same kind is already recorded, so that every
-// restart does not raise the same event again.
-func (s *Store) markDamagedOnce(p pdp.PieceCID, kind DamageKind, detail string) {
-	if d, err := s.damage(pieceKeyBytes(p)); err == nil && d != nil && d.Kind == kind {
-		return
-	}
-	s.markDamaged(p, kind, -1, detail)
 }
 
 // Damaged lists the pieces currently recorded as damaged.

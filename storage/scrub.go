@@ -84,7 +84,9 @@ func (s *Store) scrubPiece(ctx context.Context, p pdp.PieceCID, lim *rate.Limite
 		return res, layerErr
 	}
 	if layerErr != nil {
-		s.markDamaged(p, DamageLayer, -1, layerErr.Error())
+		if !s.markDamaged(p, rec, DamageLayer, -1, layerErr.Error()) {
+			return res, changedErr("scrub", p)
+		}
 		if err := s.repairLayer(ctx, p); err != nil {
 			if errors.Is(err, ErrCorrupt) {
 				res.damaged = true
@@ -99,7 +101,9 @@ func (s *Store) scrubPiece(ctx context.Context, p pdp.PieceCID, lim *rate.Limite
 	data, err := s.backend.Open(ctx, rec.DataBlob)
 	if err != nil {
 		if isNotExist(err) {
-			s.markDamaged(p, DamageMissing, -1, "piece file missing")
+			if !s.markDamaged(p, rec, DamageMissing, -1, "piece file missing") {
+				return res, changedErr("scrub", p)
+			}
 			res.damaged = true
 			return res, fmt.Errorf("piece file missing: %w", ErrCorrupt)
 		}
@@ -107,7 +111,9 @@ func (s *Store) scrubPiece(ctx context.Context, p pdp.PieceCID, lim *rate.Limite
 	}
 	defer data.Close()
 	if uint64(data.Size()) != p.RawSize() {
-		s.markDamaged(p, DamageData, -1, fmt.Sprintf("piece file has %d bytes, want %d", data.Size(), p.RawSize()))
+		if !s.markDamaged(p, rec, DamageData, -1, fmt.Sprintf("piece file has %d bytes, want %d", data.Size(), p.RawSize())) {
+			return res, changedErr("scrub", p)
+		}
 		res.damaged = true
 		return res, fmt.Errorf("piece file size: %w", ErrCorrupt)
 	}
@@ -138,7 +144,9 @@ func (s *Store) scrubPiece(ctx context.Context, p pdp.PieceCID, lim *rate.Limite
 			return res, err
 		}
 		if pdp.SectionRoot(buf[:n], rec.LayerHeight) != want {
-			s.markDamaged(p, DamageData, int64(k), "section does not hash to its cached root")
+			if !s.markDamaged(p, rec, DamageData, int64(k), "section does not hash to its cached root") {
+				return res, changedErr("scrub", p)
+			}
 			res.damaged = true
 			return res, fmt.Errorf("section %d: %w", k, ErrCorrupt)
 		}
