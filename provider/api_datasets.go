@@ -430,10 +430,10 @@ func (p *Provider) createDataSet(w http.ResponseWriter, r *http.Request, withPie
 }
 
 // GET /pdp/data-sets/created/{txHash}.
-func (p *Provider) handleCreatedStatus(w http.ResponseWriter, r *http.Request) {
-	rec, ok := p.txs.get(r.PathValue("tx"))
+func (p *Provider) handleCreatedStatus(w http.ResponseWriter, r *http.Request, tx string) {
+	rec, ok := p.txs.get(tx)
 	if !ok || rec.kind != "create" {
-		p.fail(w, r, errorf(http.StatusNotFound, "unknown_tx", "no data-set creation with transaction %s", truncate(r.PathValue("tx"), 80)))
+		p.fail(w, r, errorf(http.StatusNotFound, "unknown_tx", "no data-set creation with transaction %s", truncate(tx, 80)))
 		return
 	}
 	st := CreatedStatus{

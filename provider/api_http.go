@@ -39,14 +39,15 @@ func (p *Provider) routes(gat prometheus.Gatherer) http.Handler {
 	// Data sets.
 	handle("POST /pdp/data-sets", p.handleCreateDataSet)
 	handle("POST /pdp/data-sets/create-and-add", p.handleCreateAndAdd)
-	handle("GET /pdp/data-sets/created/{tx}", p.handleCreatedStatus)
+	// GET /pdp/data-sets/created/{txHash} and GET /pdp/data-sets/{id}/terminate overlap as
+	// patterns ("/pdp/data-sets/created/terminate"), so one route serves both.
+	handle("GET /pdp/data-sets/{id}/{sub}", p.handleDataSetSubGet)
 	handle("GET /pdp/data-sets/{id}", p.handleGetDataSet)
 	handle("POST /pdp/data-sets/{id}/pieces", p.handleAddPieces)
 	handle("GET /pdp/data-sets/{id}/pieces/added/{tx}", p.handleAddedStatus)
 	handle("GET /pdp/data-sets/{id}/pieces/{pieceId}", p.handleGetDataSetPiece)
 	handle("DELETE /pdp/data-sets/{id}/pieces/{pieceId}", p.handleDeletePiece)
 	handle("POST /pdp/data-sets/{id}/terminate", p.handleTerminate)
-	handle("GET /pdp/data-sets/{id}/terminate", p.handleTerminateStatus)
 
 	// Unknown paths and methods answer JSON like every other refusal.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -64,6 +65,17 @@ func (p *Provider) routes(gat prometheus.Gatherer) http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+func (p *Provider) handleDataSetSubGet(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.PathValue("id") == "created":
+		p.handleCreatedStatus(w, r, r.PathValue("sub"))
+	case r.PathValue("sub") == "terminate":
+		p.handleTerminateStatus(w, r)
+	default:
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
+	}
 }
 
 // statusOnly records what the mux's own not-found / not-allowed handler would answer.

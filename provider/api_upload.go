@@ -140,6 +140,7 @@ func (p *Provider) receive(w http.ResponseWriter, r *http.Request, kind string) 
 		limit = sess.ExpectedPiece.RawSize()
 	}
 	if r.ContentLength > 0 && uint64(r.ContentLength) > limit {
+		w.Header().Set("Connection", "close")
 		p.fail(w, r, errorf(http.StatusRequestEntityTooLarge, "too_large", "Content-Length %d exceeds the %d bytes this upload may carry", r.ContentLength, limit))
 		return
 	}
@@ -181,6 +182,9 @@ func (p *Provider) receive(w http.ResponseWriter, r *http.Request, kind string) 
 		if derr := p.store.DeleteSession(id); derr != nil && !errors.Is(derr, storage.ErrNotFound) {
 			p.log.Warn("drop failed upload session", "session", id, "err", derr)
 		}
+		// The body was not consumed: closing the connection keeps net/http from trying to drain
+		// it (a stalled client would hold the response back until it gave up).
+		w.Header().Set("Connection", "close")
 		p.fail(w, r, p.classifyIngest(err, body, sess.ExpectedPiece))
 		return
 	}
