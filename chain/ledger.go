@@ -29,6 +29,9 @@ type genesis struct {
 	Config  Config    `json:"config"`
 	Secret  []byte    `json:"secret"` // beacon secret; never served
 	Created time.Time `json:"created"`
+	// EpochDuration of the wall-time clock, fixed at creation so epochs do not jump when the
+	// ledger restarts.
+	EpochDuration time.Duration `json:"epochDuration"`
 }
 
 // LogEntry is one accepted transaction with the epoch it was applied at.
@@ -71,7 +74,8 @@ type Options struct {
 	// Clock gives the current epoch. When nil, a RealClock with EpochDuration starting at the
 	// directory's creation time.
 	Clock Clock
-	// EpochDuration of the default clock (DefaultEpochDuration when zero).
+	// EpochDuration of the default clock, recorded at creation (DefaultEpochDuration when
+	// zero). Reopening with a different non-zero value is refused.
 	EpochDuration time.Duration
 	// Beacon overrides the devnet secret beacon (e.g. with drand).
 	Beacon Beacon
@@ -87,13 +91,12 @@ type Ledger struct {
 	beacon Beacon
 	gen    genesis
 
-	mu       sync.Mutex
-	txSeq    uint64
-	evSeq    uint64
-	last     abi.ChainEpoch
-	notify   chan struct{} // closed and replaced when events are appended
-	closed   bool
-	realTime *RealClock
+	mu     sync.Mutex
+	txSeq  uint64
+	evSeq  uint64
+	last   abi.ChainEpoch
+	notify chan struct{} // closed and replaced when events are appended
+	closed bool
 }
 
 // Open opens (or creates) the ledger in dir.
@@ -126,7 +129,11 @@ func openDB(db *pebble.DB, opts Options) (*Ledger, error) {
 		if _, err := rand.Read(secret); err != nil {
 			return nil, fmt.Errorf("chain: beacon secret: %w", err)
 		}
-		l.gen = genesis{Config: cfg, Secret: secret, Created: time.Now().UTC().Truncate(time.Second)}
+		d := opts.EpochDuration
+		if d <= 0 {
+			d = DefaultEpochDuration
+		}
+		l.gen = genesis{Config: cfg, Secret: secret, Created: time.Now().UTC().Truncate(time.Second), EpochDuration: d}
 		b, _ := json.Marshal(l.gen)
 		st := NewTxn(l.store())
 		if err := putJSON(st, keyConfig, cfg); err != nil {
@@ -150,6 +157,12 @@ func openDB(db *pebble.DB, opts Options) (*Ledger, error) {
 			return nil, fmt.Errorf("%w: genesis record: %v", ErrInternal, err)
 		}
 	}
+	if l.gen.EpochDuration <= 0 {
+		l.gen.EpochDuration = DefaultEpochDuration
+	}
+	if opts.EpochDuration > 0 && opts.EpochDuration != l.gen.EpochDuration {
+		return nil, fmt.Errorf("%w: ledger was created with %s epochs, not %s", ErrInvalidArgument, l.gen.EpochDuration, opts.EpochDuration)
+	}
 	if l.engine, err = NewEngine(l.gen.Config); err != nil {
 		return nil, err
 	}
@@ -161,8 +174,7 @@ func openDB(db *pebble.DB, opts Options) (*Ledger, error) {
 	}
 	l.clock = opts.Clock
 	if l.clock == nil {
-		rc := &RealClock{Genesis: l.gen.Created, EpochDuration: opts.EpochDuration}
-		l.clock, l.realTime = rc, rc
+		l.clock = RealClock{Genesis: l.gen.Created, EpochDuration: l.gen.EpochDuration}
 	}
 	// Recover the counters and the last applied epoch from the log and the event stream.
 	if last, ok, err := l.lastKey(pfxLog); err != nil {
@@ -230,6 +242,9 @@ func (l *Ledger) Config() Config { return l.gen.Config }
 
 // Genesis returns the wall time the ledger was created (epoch 0 of its default clock).
 func (l *Ledger) Genesis() time.Time { return l.gen.Created }
+
+// EpochDuration is the wall-time length of an epoch of the ledger's default clock.
+func (l *Ledger) EpochDuration() time.Duration { return l.gen.EpochDuration }
 
 // Epoch returns the current epoch (never earlier than the last applied transaction's).
 func (l *Ledger) Epoch() abi.ChainEpoch {

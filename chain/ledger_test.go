@@ -146,3 +146,26 @@ func TestReplayKeepsExactBodyBytes(t *testing.T) {
 		t.Fatalf("replay %x (%v), want %x", got, err, want)
 	}
 }
+
+func TestRealClockLedgerKeepsItsEpochDuration(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(dir, Options{EpochDuration: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.EpochDuration() != time.Second || l.Epoch() > 5 {
+		t.Fatalf("duration %s epoch %d", l.EpochDuration(), l.Epoch())
+	}
+	l.Close()
+	if _, err := Open(dir, Options{EpochDuration: 30 * time.Second}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("reopened with another epoch duration: %v", err)
+	}
+	l, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if l.EpochDuration() != time.Second {
+		t.Fatalf("duration after reopen %s", l.EpochDuration())
+	}
+}

@@ -52,6 +52,7 @@ type Info struct {
 	NumChallenges     int              `json:"numChallenges"`
 	Faucet            bool             `json:"faucet"`
 	Genesis           time.Time        `json:"genesis"`
+	EpochDurationMs   int64            `json:"epochDurationMs"`
 	Head              Head             `json:"head"`
 }
 
@@ -186,7 +187,7 @@ func (s *Server) info(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, Info{
 		ChainID: c.ChainID, WarmStorage: c.WarmStorage, Token: c.Token, FilBeam: c.FilBeam, Edges: c.Edges,
 		ProvingPeriod: c.ProvingPeriod, ChallengeWindow: c.ChallengeWindow, ChallengeFinality: c.ChallengeFinality,
-		NumChallenges: NumChallenges, Faucet: c.Faucet, Genesis: s.l.Genesis(), Head: s.l.Head(),
+		NumChallenges: NumChallenges, Faucet: c.Faucet, Genesis: s.l.Genesis(), EpochDurationMs: s.l.EpochDuration().Milliseconds(), Head: s.l.Head(),
 	})
 }
 
