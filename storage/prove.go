@@ -16,6 +16,9 @@ import (
 // returned: damaged data is reported (ErrCorrupt, a DamageData event), never proven. A damaged
 // sidecar is rebuilt from the data and the proof retried.
 func (s *Store) ProveLeaves(ctx context.Context, piece pdp.PieceCID, leaves []uint64) ([]pdp.Proof, error) {
+	if err := s.checkOpen("prove"); err != nil {
+		return nil, err
+	}
 	for _, leaf := range leaves {
 		if piece.Height >= 64 || leaf >= uint64(1)<<piece.Height {
 			return nil, fmt.Errorf("storage: prove %v: leaf %d outside a tree of height %d: %w", piece, leaf, piece.Height, ErrInvalid)

@@ -16,6 +16,9 @@ func isNotExist(err error) bool { return errors.Is(err, blob.ErrNotExist) }
 // Has reports whether piece is stored and not known to be damaged, i.e. retrievable and
 // provable.
 func (s *Store) Has(piece pdp.PieceCID) (bool, error) {
+	if err := s.checkOpen("has"); err != nil {
+		return false, err
+	}
 	pk := pieceKeyBytes(piece)
 	ok, err := s.has(key(prefixPiece, pk))
 	if err != nil || !ok {
@@ -53,6 +56,9 @@ func (s *Store) damage(pk []byte) (*Damage, error) {
 
 // Stat describes a stored piece (ErrNotFound if it is not stored).
 func (s *Store) Stat(piece pdp.PieceCID) (PieceInfo, error) {
+	if err := s.checkOpen("stat"); err != nil {
+		return PieceInfo{}, err
+	}
 	rec, err := s.getRecord(piece)
 	if err != nil {
 		return PieceInfo{}, wrapErr("stat", err)
@@ -71,6 +77,9 @@ func (s *Store) Stat(piece pdp.PieceCID) (PieceInfo, error) {
 
 // Pieces calls fn for every stored piece, in index order, until fn returns an error.
 func (s *Store) Pieces(fn func(PieceInfo) error) error {
+	if err := s.checkOpen("pieces"); err != nil {
+		return err
+	}
 	return s.scan([]byte(prefixPiece), func(k, v []byte) error {
 		p, err := parsePieceKeyBytes(k[len(prefixPiece):])
 		if err != nil {
@@ -105,6 +114,9 @@ func (r *PieceReader) Piece() pdp.PieceCID { return r.piece }
 // OpenPiece opens piece for reading. It fails with ErrNotFound when the piece is not stored and
 // with ErrCorrupt when it is known damaged or its file has the wrong size.
 func (s *Store) OpenPiece(ctx context.Context, piece pdp.PieceCID) (*PieceReader, error) {
+	if err := s.checkOpen("open piece"); err != nil {
+		return nil, err
+	}
 	rec, err := s.getRecord(piece)
 	if err != nil {
 		return nil, wrapErr("open piece", err)

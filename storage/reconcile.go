@@ -22,6 +22,9 @@ type ReconcileReport struct {
 // damaged sidecars are rebuilt from the data. It checks sizes and sidecar checksums, not the
 // data itself (that is Scrub's job). Open runs it; it is safe to run at any time.
 func (s *Store) Reconcile(ctx context.Context) (ReconcileReport, error) {
+	if err := s.checkOpen("reconcile"); err != nil {
+		return ReconcileReport{}, err
+	}
 	var rep ReconcileReport
 	type entry struct {
 		p   pdp.PieceCID

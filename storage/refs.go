@@ -31,6 +31,9 @@ func (s *Store) hasRefs(pk []byte) (bool, error) {
 
 // Refs lists the data sets that reference piece.
 func (s *Store) Refs(piece pdp.PieceCID) ([]uint64, error) {
+	if err := s.checkOpen("refs"); err != nil {
+		return nil, err
+	}
 	var sets []uint64
 	prefix := key(prefixRef, pieceKeyBytes(piece))
 	err := s.scan(prefix, func(k, v []byte) error {
@@ -118,6 +121,9 @@ type GCReport struct {
 // orphan blobs that reconciliation removes. It returns what was removed and the first error
 // met (it keeps going past per-piece errors).
 func (s *Store) GC(ctx context.Context, now time.Time) (GCReport, error) {
+	if err := s.checkOpen("gc"); err != nil {
+		return GCReport{}, err
+	}
 	var rep GCReport
 	cutoff := now.Add(-s.opts.GCGrace)
 	var due []pdp.PieceCID

@@ -24,6 +24,9 @@ type ScrubReport struct {
 // counted and raised through Options.OnDamage; a damaged sidecar over intact data is rebuilt.
 // Pieces already known damaged are skipped.
 func (s *Store) Scrub(ctx context.Context) (ScrubReport, error) {
+	if err := s.checkOpen("scrub"); err != nil {
+		return ScrubReport{}, err
+	}
 	var rep ScrubReport
 	var pieces []pdp.PieceCID
 	if err := s.Pieces(func(info PieceInfo) error {

@@ -48,6 +48,9 @@ func checkSessionID(id string) error {
 // CreateSession persists a new session. An empty ID is replaced by NewSessionID; Created and
 // Updated are set from the store's clock. It fails with ErrExists if the id is taken.
 func (s *Store) CreateSession(sess Session) (Session, error) {
+	if err := s.checkOpen("create session"); err != nil {
+		return Session{}, err
+	}
 	if sess.ID == "" {
 		sess.ID = NewSessionID()
 	}
@@ -82,6 +85,9 @@ func (s *Store) putSession(sess Session) error {
 
 // Session loads a session (ErrNotFound if there is none).
 func (s *Store) Session(id string) (Session, error) {
+	if err := s.checkOpen("session"); err != nil {
+		return Session{}, err
+	}
 	if err := checkSessionID(id); err != nil {
 		return Session{}, err
 	}
@@ -121,6 +127,9 @@ func (s *Store) UpdateSession(id string, fn func(*Session) error) (Session, erro
 
 // DeleteSession removes a session (ErrNotFound if there is none).
 func (s *Store) DeleteSession(id string) error {
+	if err := s.checkOpen("delete session"); err != nil {
+		return err
+	}
 	if err := checkSessionID(id); err != nil {
 		return err
 	}
@@ -142,6 +151,9 @@ func (s *Store) DeleteSession(id string) error {
 
 // ExpiredSessions lists sessions not updated within maxAge of the store's clock.
 func (s *Store) ExpiredSessions(maxAge time.Duration) ([]Session, error) {
+	if err := s.checkOpen("expired sessions"); err != nil {
+		return nil, err
+	}
 	cutoff := s.now().Add(-maxAge)
 	var out []Session
 	err := s.scan([]byte(prefixSession), func(k, v []byte) error {

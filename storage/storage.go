@@ -206,6 +206,14 @@ func (s *Store) isClosed() bool {
 	}
 }
 
+// checkOpen fails with ErrClosed after Close; using the index after Close would panic.
+func (s *Store) checkOpen(op string) error {
+	if s.isClosed() {
+		return fmt.Errorf("storage: %s: %w", op, ErrClosed)
+	}
+	return nil
+}
+
 func (s *Store) lockPiece(p pdp.PieceCID) func() {
 	h := fnv.New32a()
 	h.Write(p.Root[:])
