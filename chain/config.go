@@ -39,6 +39,7 @@ const (
 	NumChallenges     = 5
 	MaxFinality       = abi.ChainEpoch(43200)
 	MaxRemovals       = 2000
+	InactivityWindow  = abi.ChainEpoch(86400) // epochs without a proof after which a data set may be abandoned
 	EpochsPerMonth    = abi.ChainEpoch(86400)
 	PDPLockupPeriod   = abi.ChainEpoch(86400)
 	CDNLockupPeriod   = abi.ChainEpoch(14400)

@@ -150,12 +150,19 @@ func (c *applyCtx) terminateService(b TerminateServiceBody) error {
 }
 
 func (c *applyCtx) deleteDataSet(b DeleteDataSetBody) error {
-	ds, err := c.ownDataSet(b.DataSetID)
+	ds, err := getDataSet(c.st, b.DataSetID)
 	if err != nil {
 		return err
 	}
+	inactive := c.now > ds.LastProvenEpoch+InactivityWindow
+	if c.from != ds.Provider && !inactive {
+		return fmt.Errorf("%w: only the provider may delete data set %d before %d epochs without a proof", ErrUnauthorized, ds.ID, InactivityWindow)
+	}
 	if ds.EndEpoch == 0 {
-		return fmt.Errorf("%w: data set %d must be terminated before deletion", ErrInvalidArgument, ds.ID)
+		if !inactive {
+			return fmt.Errorf("%w: data set %d must be terminated before deletion (or be inactive for %d epochs)", ErrInvalidArgument, ds.ID, InactivityWindow)
+		}
+		return c.abandon(ds)
 	}
 	if c.now < ds.EndEpoch {
 		return fmt.Errorf("%w: data set %d's service runs until %d", ErrTooEarly, ds.ID, ds.EndEpoch)
@@ -174,6 +181,62 @@ func (c *applyCtx) deleteDataSet(b DeleteDataSetBody) error {
 			return fmt.Errorf("%w: PDP rail %d settled to %d, not to its end %d (wait for the last deadline)", ErrPayments, rail.ID, s.SettledUpTo, ds.EndEpoch)
 		}
 	}
+	return c.finishDeletion(ds.ID)
+}
+
+// abandon deletes a data set nobody proved for the inactivity window without a termination
+// (reference §5.4, abandonment path): the PDP rail is settled as far as the proofs allow, the
+// remaining epochs are unpaid, its lockups are released if the payer is solvent, and it is
+// terminated. A rail that cannot be finalized now stays terminated; its data set is gone, so
+// any later settlement pays nothing.
+func (c *applyCtx) abandon(ds *DataSet) error {
+	fwss, id := c.e.cfg.WarmStorage, payments.RailID(ds.PDPRail)
+	rail, err := c.pay.Rail(id)
+	if err != nil {
+		return payErr(err)
+	}
+	if !rail.Terminated {
+		if until := c.settleTarget(ds); until > rail.SettledUpTo {
+			s, err := c.pay.SettleRail(id, until, c.now)
+			if err != nil {
+				return payErr(err)
+			}
+			c.emitSettlement(ds, s)
+		}
+		// Pre-activation rules from here on: nothing more is paid.
+		ds.Activation = 0
+		ds.PendingFees = big.Zero()
+		if err := c.putDataSet(ds); err != nil {
+			return err
+		}
+		if info, err := c.account(ds.Payer); err == nil && info.FullySettled {
+			if err := payErr(c.pay.ModifyRailLockup(fwss, id, 0, big.Zero(), c.now)); err != nil {
+				return err
+			}
+		}
+		if err := payErr(c.pay.TerminateRail(fwss, id, c.now)); err != nil {
+			return err
+		}
+		if rail, err = c.pay.Rail(id); err != nil {
+			return payErr(err)
+		}
+	}
+	if !rail.Finalized && c.now >= rail.EndEpoch {
+		s, err := c.pay.SettleRail(id, rail.EndEpoch, c.now)
+		if err != nil {
+			return payErr(err)
+		}
+		c.emitSettlement(ds, s)
+	}
+	return c.finishDeletion(ds.ID)
+}
+
+// finishDeletion ends the CDN rails and marks the data set deleted.
+func (c *applyCtx) finishDeletion(dsID uint64) error {
+	ds, err := getDataSet(c.st, dsID)
+	if err != nil {
+		return err
+	}
 	// CDN rails end with the data set (best effort, as in the reference: a refusal here, e.g.
 	// an underfunded payer, does not block deletion).
 	for _, id := range []uint64{ds.CDNRail, ds.CacheMissRail} {
@@ -191,7 +254,7 @@ func (c *applyCtx) deleteDataSet(b DeleteDataSetBody) error {
 			}
 		}
 	}
-	ds, err = getDataSet(c.st, b.DataSetID)
+	ds, err = getDataSet(c.st, dsID)
 	if err != nil {
 		return err
 	}

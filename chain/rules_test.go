@@ -518,3 +518,59 @@ func TestWithdrawAndNormalTermination(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestAbandonedDataSetCanBeDeletedAfterInactivity(t *testing.T) {
+	w := newWorld(t)
+	id := w.setup(true)
+	w.addPieces(id, makePiece(t, 1, 128))
+	w.schedule(id)
+	w.toChallenge(id)
+	if err := w.prove(id); err != nil {
+		t.Fatal(err)
+	}
+	provenAt := w.now
+	act := w.dataSet(id).Activation
+	m := w.cfg().ProvingPeriod
+	// Nobody may delete it while it is active and not terminated.
+	w.now = provenAt + InactivityWindow
+	if _, err := w.send(w.sp, TxDeleteDataSet, DeleteDataSetBody{DataSetID: id}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("provider deleted an active data set: %v", err)
+	}
+	if _, err := w.send(w.other, TxDeleteDataSet, DeleteDataSetBody{DataSetID: id}); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("stranger deleted an active data set: %v", err)
+	}
+	// After the inactivity window anyone may clean it up.
+	w.now = provenAt + InactivityWindow + 1
+	spBefore := w.account(addr(w.sp)).Payments.Funds
+	evs := w.must(w.other, TxDeleteDataSet, DeleteDataSetBody{DataSetID: id})
+	if findKind(evs, EvDataSetDeleted) == nil {
+		t.Fatal("not deleted")
+	}
+	var paid = big.Zero()
+	for _, e := range evs {
+		if e.Kind == EvRailSettled {
+			paid = big.Add(paid, *e.Amount)
+		}
+	}
+	// Paid for the one proven period only, although the rate ran for 30 days.
+	want := big.Mul(StorageRate(128), big.NewInt(int64(m)))
+	if !paid.Equals(want) {
+		t.Fatalf("abandoned data set paid %s, want the one proven period %s (activation %d)", paid, want, act)
+	}
+	if got := big.Sub(w.account(addr(w.sp)).Payments.Funds, spBefore); !got.Equals(netOf(want)) {
+		t.Fatalf("provider received %s want %s", got, netOf(want))
+	}
+	r, _ := w.view().Rail(w.dataSet2(id).PDPRail)
+	if !r.Finalized {
+		t.Fatal("PDP rail not finalized")
+	}
+}
+
+// dataSet2 reads a data set record even after deletion.
+func (w *world) dataSet2(id uint64) *DataSet {
+	var ds DataSet
+	if ok, err := getJSON(w.st, keyDataSet(id), &ds); !ok || err != nil {
+		w.t.Fatalf("data set %d record: %v", id, err)
+	}
+	return &ds
+}
