@@ -40,6 +40,15 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ExitErrHandler: func(*cli.Context, error) {},
 		Commands: []*cli.Command{
 			commpCommand(),
+			walletCommand(),
+			payCommand(),
+			providersCommand(),
+			uploadCommand(),
+			downloadCommand(),
+			datasetsCommand(),
+			datasetCommand(),
+			rmCommand(),
+			terminateCommand(),
 		},
 	}
 }
