@@ -236,11 +236,11 @@ func buildSparsePiece(b *testing.B, s *Store, height uint8, filled int) (pdp.Pie
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := s.writeBlob(context.Background(), layerBlobName(id), side); err != nil {
+	if err := s.writeBlob(context.Background(), layerBlobName(id), side.body, side.trailer[:]); err != nil {
 		b.Fatal(err)
 	}
 	rec := pieceRecord{Created: time.Now(), LayerHeight: lh, Sections: top.Sections(),
-		DataBlob: dataBlobName(id), LayerBlob: layerBlobName(id), LayerSize: int64(len(side))}
+		DataBlob: dataBlobName(id), LayerBlob: layerBlobName(id), LayerSize: side.size()}
 	if err := s.db.Set(key(prefixPiece, pieceKeyBytes(p)), rec.marshal(), syncWrite); err != nil {
 		b.Fatal(err)
 	}

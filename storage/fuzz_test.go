@@ -43,10 +43,11 @@ func FuzzSidecar(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	side, err := encodeSidecar(com.Top)
+	enc, err := encodeSidecar(com.Top)
 	if err != nil {
 		f.Fatal(err)
 	}
+	side := append(bytes.Clone(enc.body), enc.trailer[:]...)
 	f.Add(side, uint(0))
 	f.Add(side[:len(side)-1], uint(3))
 	f.Add([]byte("WSL1\x00\x00\x00\x00"), uint(0))

@@ -254,7 +254,7 @@ func (s *Store) commitPiece(ctx context.Context, id string, w blob.Writer, p pdp
 	}
 
 	layerName := layerBlobName(id)
-	if err := s.writeBlob(ctx, layerName, side); err != nil {
+	if err := s.writeBlob(ctx, layerName, side.body, side.trailer[:]); err != nil {
 		return PieceInfo{}, fmt.Errorf("storage: ingest %v: sidecar: %w", p, err)
 	}
 	if err := w.Commit(); err != nil {
@@ -268,7 +268,7 @@ func (s *Store) commitPiece(ctx context.Context, id string, w blob.Writer, p pdp
 		Sections:    top.Sections(),
 		DataBlob:    dataBlobName(id),
 		LayerBlob:   layerName,
-		LayerSize:   int64(len(side)),
+		LayerSize:   side.size(),
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
@@ -295,14 +295,16 @@ func (s *Store) commitPiece(ctx context.Context, id string, w blob.Writer, p pdp
 }
 
 // writeBlob stores b durably as the blob name.
-func (s *Store) writeBlob(ctx context.Context, name string, b []byte) error {
+func (s *Store) writeBlob(ctx context.Context, name string, parts ...[]byte) error {
 	w, err := s.backend.Create(ctx, name)
 	if err != nil {
 		return classify(err)
 	}
-	if _, err := w.Write(b); err != nil {
-		w.Abort()
-		return classify(err)
+	for _, b := range parts {
+		if _, err := w.Write(b); err != nil {
+			w.Abort()
+			return classify(err)
+		}
 	}
 	if err := w.Commit(); err != nil {
 		// Commit may have renamed the blob before failing (e.g. at the directory sync).

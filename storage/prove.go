@@ -231,11 +231,11 @@ func (s *Store) repairLayer(ctx context.Context, piece pdp.PieceCID) error {
 		return nil
 	}
 	name := layerBlobName(newBlobID())
-	if err := s.writeBlob(ctx, name, side); err != nil {
+	if err := s.writeBlob(ctx, name, side.body, side.trailer[:]); err != nil {
 		return fmt.Errorf("storage: repair layer %v: %w", piece, err)
 	}
 	old := cur.LayerBlob
-	cur.LayerBlob, cur.LayerSize = name, int64(len(side))
+	cur.LayerBlob, cur.LayerSize = name, side.size()
 	cur.LayerHeight, cur.Sections = top.top.LayerHeight, top.top.Sections()
 	pk := pieceKeyBytes(piece)
 	b := s.db.NewBatch()

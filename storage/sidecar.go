@@ -21,13 +21,25 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-func encodeSidecar(top *pdp.TreeTop) ([]byte, error) {
+// encodedSidecar is a sidecar as two parts, so that the (possibly tens of MiB) marshalled
+// tree is written as is rather than copied to grow it by the trailer.
+type encodedSidecar struct {
+	body    []byte
+	trailer [sidecarTrailer]byte
+}
+
+func (e *encodedSidecar) size() int64 { return int64(len(e.body)) + sidecarTrailer }
+
+func encodeSidecar(top *pdp.TreeTop) (*encodedSidecar, error) {
 	b, err := top.MarshalBinary()
 	if err != nil {
 		return nil, fmt.Errorf("encode sidecar: %w", err)
 	}
-	b = append(b, sidecarMagic...)
-	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli)), nil
+	e := &encodedSidecar{body: b}
+	copy(e.trailer[:4], sidecarMagic)
+	crc := crc32.Update(crc32.Checksum(b, castagnoli), castagnoli, e.trailer[:4])
+	binary.BigEndian.PutUint32(e.trailer[4:], crc)
+	return e, nil
 }
 
 // verifySidecar streams the whole sidecar through CRC-32C and checks the trailer. It reads in

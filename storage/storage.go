@@ -10,6 +10,21 @@
 // does not grow with the piece. A background scrub compares sections against the layer so that
 // bit rot is found before a challenge lands on it. Pieces are reference counted by data set and
 // garbage collected after a grace period.
+//
+// On disk (default backend): <dir>/blobs/<id>.data holds a piece's raw bytes,
+// <dir>/blobs/<id>.layer its sidecar (pdp.TreeTop.MarshalBinary + "WSL1" + CRC-32C),
+// <dir>/tmp/ writes in progress, <dir>/index the pebble index (see index.go for its keys).
+// Blob ids are random, so a piece re-stored after damage never overwrites the old copy in
+// place, and a blob no index entry names is by construction an orphan.
+//
+// Ingest order: data and sidecar each go temp file -> fsync -> rename -> fsync(dir); then one
+// index batch (piece record, GC candidate mark) is committed with pebble.Sync. GC order: index
+// batch first, then blob removal. A crash between the steps leaves only orphan blobs, which
+// Open removes.
+//
+// Memory per ingest: 4 MiB of pipeline buffers, pdp.Calc's workers (about 2 MiB per core),
+// and the cached tree layer, which grows with the piece (two nodes of 32 bytes per section of
+// 2^LayerHeight leaves: 1 MiB per GiB at the default layer height 11).
 package storage
 
 import (
