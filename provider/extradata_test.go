@@ -1,0 +1,195 @@
+package provider
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"math/big"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/warmstore/warmstore/chain/eip712"
+)
+
+// A hand-checked ABI encoding: abi.encode(bytes sig) for a 65-byte signature is an offset
+// word (0x20), a length word (65) and 96 bytes of padded data: the 160 bytes the warm-storage
+// service's comments mention.
+func TestSignatureExtraLayout(t *testing.T) {
+	sig := bytes.Repeat([]byte{0xab}, 65)
+	b, err := EncodeSignatureExtra(sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) != 160 {
+		t.Fatalf("abi.encode(bytes65) is %d bytes, want 160", len(b))
+	}
+	want := "0000000000000000000000000000000000000000000000000000000000000020" +
+		"0000000000000000000000000000000000000000000000000000000000000041"
+	if hex.EncodeToString(b[:64]) != want {
+		t.Fatalf("head %x", b[:64])
+	}
+	got, err := DecodeSignatureExtra(b)
+	if err != nil || !bytes.Equal(got, sig) {
+		t.Fatalf("round trip: %x, %v", got, err)
+	}
+}
+
+// A create payload as viem's encodeAbiParameters lays it out, built by hand word by word, so
+// the decoder is checked against the ABI rules rather than against its own encoder.
+func TestCreateExtraHandEncoded(t *testing.T) {
+	word := func(v uint64) string { return strings.Repeat("0", 48) + hexU64(v) }
+	str := func(s string) string {
+		h := hex.EncodeToString([]byte(s))
+		for len(h)%64 != 0 || len(h) == 0 {
+			h += "0"
+		}
+		return word(uint64(len(s))) + h
+	}
+	payer := "000000000000000000000000" + strings.Repeat("11", 20)
+	// Head: payer, id, offsets of keys, values, sig (5 words = 0xa0 bytes).
+	// keys = ["k"]: length 1, offset of element 0 (0x20), then the string.
+	keys := word(1) + word(0x20) + str("k")                              // 4 words
+	values := word(1) + word(0x20) + str("v")                            // 4 words
+	sig := word(65) + strings.Repeat("cd", 65) + strings.Repeat("0", 62) // 1 + 3 words
+	offKeys := uint64(5 * 32)
+	offValues := offKeys + 4*32
+	offSig := offValues + 4*32
+	enc := payer + word(7) + word(offKeys) + word(offValues) + word(offSig) + keys + values + sig
+	b, err := hex.DecodeString(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := DecodeCreateDataSetExtra(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Payer != common.HexToAddress("0x"+strings.Repeat("11", 20)) || c.ClientDataSetID.Int64() != 7 ||
+		!reflect.DeepEqual(c.Metadata, []eip712.MetadataEntry{{Key: "k", Value: "v"}}) || !bytes.Equal(c.Signature, bytes.Repeat([]byte{0xcd}, 65)) {
+		t.Fatalf("decoded %+v", c)
+	}
+	re, err := EncodeCreateDataSetExtra(c)
+	if err != nil || !bytes.Equal(re, b) {
+		t.Fatalf("re-encoding differs:\n%x\n%x", re, b)
+	}
+}
+
+func hexU64(v uint64) string {
+	const digits = "0123456789abcdef"
+	out := make([]byte, 16)
+	for i := 15; i >= 0; i-- {
+		out[i] = digits[v&0xf]
+		v >>= 4
+	}
+	return string(out)
+}
+
+func TestExtraDataRefusals(t *testing.T) {
+	add, _ := EncodeAddPiecesExtra(AddPiecesExtra{Nonce: big.NewInt(1), PieceMetadata: [][]eip712.MetadataEntry{{{Key: "a", Value: "b"}}}, Signature: []byte{1}})
+	for name, fn := range map[string]func() error{
+		"empty create":     func() error { _, err := DecodeCreateDataSetExtra(nil); return err },
+		"short create":     func() error { _, err := DecodeCreateDataSetExtra(make([]byte, 64)); return err },
+		"oversized create": func() error { _, err := DecodeCreateDataSetExtra(make([]byte, MaxCreateExtraData+1)); return err },
+		"add as create":    func() error { _, err := DecodeCreateDataSetExtra(add); return err },
+		"truncated add":    func() error { _, err := DecodeAddPiecesExtra(add[:len(add)-40]); return err },
+		"garbage removal":  func() error { _, err := DecodeSignatureExtra([]byte{1, 2, 3}); return err },
+		"lying length": func() error {
+			b, _ := EncodeSignatureExtra(make([]byte, 65))
+			b[63] = 0xff // claims 255 bytes of signature
+			_, err := DecodeSignatureExtra(b)
+			return err
+		},
+		"create-and-add with bad inner": func() error {
+			b, _ := createAndAddArgs.Pack([]byte{1, 2}, add)
+			_, _, err := DecodeCreateAndAddExtra(b)
+			return err
+		},
+	} {
+		if err := fn(); !errors.Is(err, ErrExtraData) {
+			t.Errorf("%s: %v, want ErrExtraData", name, err)
+		}
+	}
+	// Unequal keys and values.
+	b, _ := createArgs.Pack(common.Address{}, big.NewInt(1), []string{"a", "b"}, []string{"x"}, []byte{})
+	if _, err := DecodeCreateDataSetExtra(b); !errors.Is(err, ErrExtraData) || !strings.Contains(err.Error(), "2 metadata keys but 1 values") {
+		t.Errorf("unequal metadata: %v", err)
+	}
+}
+
+func extraSeeds() [][]byte {
+	meta := []eip712.MetadataEntry{{Key: "withCDN", Value: ""}, {Key: "source", Value: "app"}}
+	c := CreateDataSetExtra{Payer: common.Address{0xaa}, ClientDataSetID: new(big.Int).Lsh(big.NewInt(1), 255), Metadata: meta, Signature: bytes.Repeat([]byte{7}, 65)}
+	a := AddPiecesExtra{Nonce: big.NewInt(99), PieceMetadata: [][]eip712.MetadataEntry{meta[:1], nil, meta}, Signature: bytes.Repeat([]byte{8}, 65)}
+	cb, _ := EncodeCreateDataSetExtra(c)
+	ab, _ := EncodeAddPiecesExtra(a)
+	cab, _ := EncodeCreateAndAddExtra(c, a)
+	sb, _ := EncodeSignatureExtra(bytes.Repeat([]byte{9}, 65))
+	return [][]byte{cb, ab, cab, sb, nil, {0}, make([]byte, 32), make([]byte, 160), bytes.Repeat([]byte{0xff}, 200)}
+}
+
+// FuzzDecodeExtraData feeds arbitrary bytes to every decoder: none may panic or allocate
+// beyond the input's means, and whatever decodes re-encodes to a payload that decodes to the
+// same values.
+func FuzzDecodeExtraData(f *testing.F) {
+	for _, s := range extraSeeds() {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if c, err := DecodeCreateDataSetExtra(b); err == nil {
+			re, err := EncodeCreateDataSetExtra(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c2, err := DecodeCreateDataSetExtra(re)
+			if err != nil || !reflect.DeepEqual(normCreate(c), normCreate(c2)) {
+				t.Fatalf("create round trip: %+v vs %+v (%v)", c, c2, err)
+			}
+		}
+		if a, err := DecodeAddPiecesExtra(b); err == nil {
+			re, err := EncodeAddPiecesExtra(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a2, err := DecodeAddPiecesExtra(re)
+			if err != nil || !reflect.DeepEqual(normAdd(a), normAdd(a2)) {
+				t.Fatalf("add round trip: %+v vs %+v (%v)", a, a2, err)
+			}
+		}
+		DecodeCreateAndAddExtra(b)
+		if s, err := DecodeSignatureExtra(b); err == nil {
+			re, _ := EncodeSignatureExtra(s)
+			s2, err := DecodeSignatureExtra(re)
+			if err != nil || !bytes.Equal(s, s2) {
+				t.Fatalf("signature round trip: %x vs %x", s, s2)
+			}
+		}
+	})
+}
+
+// norm* make nil and empty slices equal for comparison.
+func normCreate(c CreateDataSetExtra) CreateDataSetExtra {
+	if len(c.Metadata) == 0 {
+		c.Metadata = nil
+	}
+	if len(c.Signature) == 0 {
+		c.Signature = nil
+	}
+	return c
+}
+
+func normAdd(a AddPiecesExtra) AddPiecesExtra {
+	if len(a.PieceMetadata) == 0 {
+		a.PieceMetadata = nil
+	}
+	for i, m := range a.PieceMetadata {
+		if len(m) == 0 {
+			a.PieceMetadata[i] = nil
+		}
+	}
+	if len(a.Signature) == 0 {
+		a.Signature = nil
+	}
+	return a
+}
