@@ -181,7 +181,7 @@ func dropFromPageCache(b *testing.B, path string) {
 // buildSparsePiece stores a piece of the given height directly: a sparse data file where
 // `filled` random sections hold random bytes, its tree top computed from the section roots,
 // its sidecar and index record. It returns the piece, its record and the filled sections.
-func buildSparsePiece(b *testing.B, s *Store, height uint8, filled int) (pdp.PieceCID, pieceRecord, []uint64) {
+func buildSparsePiece(b testing.TB, s *Store, height uint8, filled int) (pdp.PieceCID, pieceRecord, []uint64) {
 	lh := s.layer
 	secRaw := pdp.SectionRawSize(lh)
 	nsec := uint64(1) << (height - lh)

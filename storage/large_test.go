@@ -113,3 +113,38 @@ func TestLargeIngestBoundedMemory(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxSizePieceProofs stores a 64 GiB (padded) piece as a sparse file with a few filled
+// sections and proves leaves in them: node offsets in the sidecar and section ranges hold at
+// the largest size we accept. Reopening verifies the ~64 MiB sidecar's checksum.
+func TestMaxSizePieceProofs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a 64 MiB sidecar")
+	}
+	dir := t.TempDir()
+	s := openTest(t, dir, Options{})
+	p, _, sections := buildSparsePiece(t, s, 31, 4)
+	if p.PaddedSize() != pdp.MaxPaddedSize {
+		t.Fatalf("padded size %d", p.PaddedSize())
+	}
+	s.Close()
+	s = openTest(t, dir, Options{})
+	if rep := s.StartupReport(); rep.Pieces != 1 || len(rep.Missing)+len(rep.LayersRebuilt)+len(rep.Damaged) != 0 {
+		t.Fatalf("startup %+v", rep)
+	}
+	lh := s.layer
+	leaves := []uint64{sections[0] << lh, sections[1]<<lh + 77, sections[2]<<lh + 1<<lh - 1, sections[3]<<lh + 5, 12345}
+	before := s.Metrics().ProofBytesRead
+	proofs, err := s.ProveLeaves(context.Background(), p, leaves)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, pr := range proofs {
+		if err := pdp.VerifyProof(p.Root, p.Height, leaves[i], pr); err != nil || len(pr.Path) != 31 {
+			t.Fatalf("proof %d: %v (path %d)", i, err, len(pr.Path))
+		}
+	}
+	if read := s.Metrics().ProofBytesRead - before; read > 1<<20 {
+		t.Fatalf("5 proofs read %d bytes", read)
+	}
+}
