@@ -107,7 +107,7 @@ func (c *apiChain) domain() eip712.Domain {
 
 // apiRig is one provider over a real store, talking to a real chain, served on loopback.
 type apiRig struct {
-	t     *testing.T
+	t     testing.TB
 	chain *apiChain
 	clock *apiClock
 	store *storage.Store
@@ -117,7 +117,7 @@ type apiRig struct {
 	srv   *httptest.Server
 }
 
-func newAPIRig(t *testing.T, c *apiChain, keyN byte, tweak func(*Config)) *apiRig {
+func newAPIRig(t testing.TB, c *apiChain, keyN byte, tweak func(*Config)) *apiRig {
 	t.Helper()
 	clock := &apiClock{t: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
 	st, err := storage.Open(t.TempDir(), storage.Options{Now: clock.Now})
@@ -207,7 +207,7 @@ func (r *apiRig) doJSON(method, path string, v any) apiResp {
 	return r.do(method, path, bytes.NewReader(b), "Content-Type", "application/json")
 }
 
-func (r apiResp) want(t *testing.T, status int) apiResp {
+func (r apiResp) want(t testing.TB, status int) apiResp {
 	t.Helper()
 	if r.StatusCode != status {
 		t.Fatalf("%s %s: status %d, want %d; body %s", r.Request.Method, r.Request.URL.Path, r.StatusCode, status, r.body)
@@ -216,7 +216,7 @@ func (r apiResp) want(t *testing.T, status int) apiResp {
 }
 
 // wantError checks a refusal: its status, a JSON body with a code and a message.
-func (r apiResp) wantError(t *testing.T, status int, code string) {
+func (r apiResp) wantError(t testing.TB, status int, code string) {
 	t.Helper()
 	r.want(t, status)
 	var eb ErrorBody
@@ -228,7 +228,7 @@ func (r apiResp) wantError(t *testing.T, status int, code string) {
 	}
 }
 
-func (r apiResp) decode(t *testing.T, v any) {
+func (r apiResp) decode(t testing.TB, v any) {
 	t.Helper()
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		t.Fatalf("Content-Type %q, want JSON", ct)
