@@ -382,3 +382,39 @@ func TestCrashSIGKILL(t *testing.T) {
 	}
 	t.Logf("%d SIGKILLs, %d pieces acknowledged", kills, acked)
 }
+
+// TestCrashRepairLayerEveryStep cuts a sidecar rebuild at every step: after restart the piece
+// is intact and provable (reconciliation finishes the rebuild if needed) and no orphan remains.
+func TestCrashRepairLayerEveryStep(t *testing.T) {
+	a := payload(4, 500_000)
+	for n := 0; ; n++ {
+		dir := t.TempDir()
+		s, ffs := openFaulty(t, dir, Options{})
+		pa := ingest(t, s, a).Piece
+		rec, _ := s.getRecord(pa)
+		flipByte(t, dir, rec.LayerBlob, rec.LayerSize-3)
+		ffs.FailAt(n, syscall.EIO, faultfs.FailAndDie)
+		err := s.RepairLayer(context.Background(), pa)
+		fired := ffs.Fired()
+		if err := ffs.Crash(); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		s2 := openTest(t, dir, Options{})
+		checkPiece(t, s2, pa, a)
+		if r := s2.StartupReport(); len(r.Missing)+len(r.Damaged) != 0 || (err == nil && len(r.LayersRebuilt) != 0) {
+			t.Fatalf("step %d (repair err %v): startup report %+v", n, err, r)
+		}
+		if d, _ := s2.Damaged(); len(d) != 0 {
+			t.Fatalf("step %d: damage left %+v", n, d)
+		}
+		assertConsistent(t, s2, dir)
+		s2.Close()
+		if !fired {
+			if n < 5 {
+				t.Fatalf("repair took only %d steps", n)
+			}
+			break
+		}
+	}
+}
