@@ -1,0 +1,99 @@
+package sdk
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// benchSize is the payload of the upload benchmarks: 1 GiB unless WARMSTORE_BENCH_MIB says
+// otherwise (a smaller size for a quick look).
+func benchSize(b *testing.B) int64 {
+	if v := os.Getenv("WARMSTORE_BENCH_MIB"); v != "" {
+		var mib int64
+		if _, err := fmt.Sscan(v, &mib); err == nil && mib > 0 {
+			return mib << 20
+		}
+	}
+	return 1 << 30
+}
+
+func benchFile(b *testing.B, size int64) string {
+	b.Helper()
+	path := filepath.Join(b.TempDir(), "payload")
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.CopyN(f, rand.Reader, size); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return path
+}
+
+// BenchmarkUpload compares, on the same machine and file, the SDK's upload of one copy (the
+// client computes the piece CID while streaming; the provider ingests; the commit goes through
+// the chain) with the provider's own ingest of the file (storage.Ingest straight from disk, no
+// HTTP) and with a raw HTTP upload that skips client-side hashing. The goal is sdk ≥ 0.8 ×
+// provider-ingest.
+func BenchmarkUpload(b *testing.B) {
+	size := benchSize(b)
+	path := benchFile(b, size)
+	d := newDevnet(b, 1)
+	c := d.newClient(1000)
+	dp := d.providers[0]
+	ctx := context.Background()
+
+	b.Run("provider-ingest", func(b *testing.B) {
+		b.SetBytes(size)
+		for i := 0; b.Loop(); i++ {
+			f, _ := os.Open(path)
+			// A distinct piece per iteration: prefix one byte so nothing deduplicates.
+			r := io.MultiReader(bytes.NewReader([]byte{byte(i), 0xA0}), io.LimitReader(f, size-2))
+			if _, err := dp.store.Ingest(ctx, r, nil); err != nil {
+				b.Fatal(err)
+			}
+			f.Close()
+		}
+	})
+	b.Run("http-raw", func(b *testing.B) {
+		b.SetBytes(size)
+		for i := 0; b.Loop(); i++ {
+			f, _ := os.Open(path)
+			r := io.MultiReader(bytes.NewReader([]byte{byte(i), 0xB0}), io.LimitReader(f, size-2))
+			resp, _, err := c.call(ctx, http.MethodPost, dp.srv.URL+"/pdp/piece/uploads", "create", nil, http.StatusCreated)
+			if err != nil {
+				b.Fatal(err)
+			}
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPut, dp.srv.URL+resp.Header.Get("Location"), r)
+			req.ContentLength = size
+			put, err := c.http.Do(req)
+			if err != nil || put.StatusCode != http.StatusNoContent {
+				b.Fatalf("put: %v %v", err, put)
+			}
+			put.Body.Close()
+			f.Close()
+		}
+	})
+	b.Run("sdk", func(b *testing.B) {
+		b.SetBytes(size)
+		for i := 0; b.Loop(); i++ {
+			f, _ := os.Open(path)
+			r := io.MultiReader(bytes.NewReader([]byte{byte(i), 0xC0}), io.LimitReader(f, size-2))
+			res, err := c.Upload(ctx, r, UploadOptions{Copies: 1, Size: size})
+			if err != nil || len(res.Copies) != 1 {
+				b.Fatalf("upload: %v %+v", err, res)
+			}
+			f.Close()
+		}
+	})
+}
