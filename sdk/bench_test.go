@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/warmstore/warmstore/pdp"
 )
 
 // benchSize is the payload of the upload benchmarks: 1 GiB unless WARMSTORE_BENCH_MIB says
@@ -81,6 +83,28 @@ func BenchmarkUpload(b *testing.B) {
 				b.Fatalf("put: %v %v", err, put)
 			}
 			put.Body.Close()
+			f.Close()
+		}
+	})
+	b.Run("sdk-known-cid", func(b *testing.B) {
+		b.SetBytes(size)
+		for i := 0; b.Loop(); i++ {
+			b.StopTimer() // the piece CID is known before the upload; time the upload only
+			f, _ := os.Open(path)
+			prefix := []byte{byte(i), 0xD0}
+			p, err := pdp.CommP(io.MultiReader(bytes.NewReader(prefix), io.LimitReader(f, size-2)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			r := io.MultiReader(bytes.NewReader(prefix), io.LimitReader(f, size-2))
+			res, err := c.Upload(ctx, r, UploadOptions{Copies: 1, Size: size, PieceCID: &p})
+			if err != nil || len(res.Copies) != 1 {
+				b.Fatalf("upload: %v %+v", err, res)
+			}
 			f.Close()
 		}
 	})

@@ -84,3 +84,29 @@ func TestUploadTwoCopiesAndDownload(t *testing.T) {
 	}
 	_ = errors.Is
 }
+
+// TestUploadKnownPieceCID: a caller-supplied piece CID skips client hashing; a wrong one is
+// refused by the provider and nothing is committed.
+func TestUploadKnownPieceCID(t *testing.T) {
+	d := newDevnet(t, 2)
+	c := d.newClient(100)
+	ctx := context.Background()
+	data := randomBytes(9, 70_000)
+	p, _ := pdp.CommP(bytes.NewReader(data))
+	res, err := c.Upload(ctx, bytes.NewReader(data), UploadOptions{PieceCID: &p})
+	if err != nil || res.Piece != p || len(res.Copies) != 2 {
+		t.Fatalf("known CID: %v %+v", err, res)
+	}
+	wrong, _ := pdp.CommP(bytes.NewReader(data[1:]))
+	_, err = c.Upload(ctx, bytes.NewReader(data), UploadOptions{PieceCID: &wrong})
+	var se *StoreError
+	if !errors.As(err, &se) {
+		t.Fatalf("wrong CID: err %v, want StoreError", err)
+	}
+	sets, _ := c.DataSets(ctx)
+	for _, ds := range sets {
+		if ds.PieceCount != 1 {
+			t.Fatalf("data set %d has %d pieces after a refused upload", ds.ID, ds.PieceCount)
+		}
+	}
+}

@@ -44,6 +44,10 @@ type UploadOptions struct {
 	Size int64
 	// Progress receives events; it is called from the upload's goroutines, one at a time.
 	Progress func(UploadEvent)
+	// PieceCID, when the caller already knows it (e.g. from 'client commp'), skips hashing on
+	// the client: the provider still computes the commitment and refuses the upload if it
+	// differs, so a wrong value costs a failed upload, never a wrong commit.
+	PieceCID *pdp.PieceCID
 }
 
 // UploadEventKind names a step of an upload.
@@ -184,15 +188,25 @@ func (c *Client) Upload(ctx context.Context, r io.Reader, opts UploadOptions) (*
 		t := candidates[next]
 		next++
 		emit(UploadEvent{Kind: EventProviderSelected, Provider: t.p.Address, Role: "primary"})
-		calc := pdp.NewCalc(0)
-		body := &progressReader{r: io.TeeReader(r, calc), onAdd: func(n int64) {
+		var calc *pdp.Calc
+		src := r
+		if opts.PieceCID == nil {
+			calc = pdp.NewCalc(0)
+			src = io.TeeReader(r, calc)
+		}
+		body := &progressReader{r: src, onAdd: func(n int64) {
 			emit(UploadEvent{Kind: EventBytes, Provider: t.p.Address, Role: "primary", Bytes: n})
 		}}
 		p, err := c.storeStreaming(ctx, t.p.ServiceURL, body, size, func() (pdp.PieceCID, error) {
+			if calc == nil {
+				return *opts.PieceCID, nil
+			}
 			cm, err := calc.Finish()
 			return cm.Piece, err
 		})
-		calc.Reset()
+		if calc != nil {
+			calc.Reset()
+		}
 		if err == nil {
 			piece, primary = p, t
 			break
