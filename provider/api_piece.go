@@ -112,15 +112,15 @@ func (p *Provider) handleRetrieve(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, errorf(http.StatusBadRequest, "bad_piece_cid", "piece CID %q: %v", truncate(s, 120), err))
 		return
 	}
-	piece, ok, err := p.resolve(ref)
-	if err != nil {
-		p.fail(w, r, err)
-		return
+	piece := ref.Piece
+	if !ref.Sized {
+		var ok bool
+		if piece, ok = p.roots.lookup(ref.Root); !ok {
+			p.fail(w, r, errorf(http.StatusNotFound, "piece_not_found", "piece %s is not stored here", ref))
+			return
+		}
 	}
-	if !ok {
-		p.fail(w, r, errorf(http.StatusNotFound, "piece_not_found", "piece %s is not stored here", ref))
-		return
-	}
+	// OpenPiece alone decides (not found, damaged, readable): one index lookup per request.
 	rd, err := p.store.OpenPiece(r.Context(), piece)
 	if err != nil {
 		switch {
