@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
+
 	"github.com/warmstore/warmstore/pdp"
 )
 
@@ -205,5 +207,43 @@ func TestNoProvider(t *testing.T) {
 	_, err := c.Upload(context.Background(), bytes.NewReader([]byte("hello")), UploadOptions{})
 	if !errors.Is(err, ErrNoProvider) {
 		t.Fatalf("err %v, want ErrNoProvider", err)
+	}
+}
+
+// onlyReader hides a reader's Seek, so the upload cannot rewind it.
+type onlyReader struct{ r *bytes.Reader }
+
+func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
+
+// TestPullFailure: when the second provider cannot pull (the primary serves garbage on
+// /piece), a rewindable input is uploaded to it directly; a one-shot input leaves a partial
+// result that says which copy failed and why, without an error.
+func TestPullFailure(t *testing.T) {
+	d := newDevnet(t, 2)
+	c := d.newClient(100)
+	ctx := context.Background()
+	sp1, sp2 := d.providers[0], d.providers[1]
+	order := UploadOptions{Providers: []common.Address{sp1.prov.Address(), sp2.prov.Address()}}
+	sp1.setFault(faultGarbage)
+
+	data := randomBytes(21, 90_000)
+	res, err := c.Upload(ctx, bytes.NewReader(data), order)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Complete || len(res.Copies) != 2 || res.Copies[1].Pulled || res.Copies[1].Provider != sp2.prov.Address() {
+		t.Fatalf("rewindable input: %+v", res)
+	}
+
+	data2 := randomBytes(22, 90_000)
+	res, err = c.Upload(ctx, onlyReader{bytes.NewReader(data2)}, order)
+	if err != nil {
+		t.Fatalf("partial upload returned an error: %v", err)
+	}
+	if res.Complete || len(res.Copies) != 1 || res.Copies[0].Provider != sp1.prov.Address() {
+		t.Fatalf("one-shot input: %+v", res)
+	}
+	if len(res.Failed) != 1 || res.Failed[0].Provider != sp2.prov.Address() || res.Failed[0].Stage != "pull" {
+		t.Fatalf("failures %+v, want the pull on sp2", res.Failed)
 	}
 }

@@ -103,11 +103,8 @@ func (c *Client) storeStreaming(ctx context.Context, base string, body io.Reader
 		return pdp.PieceCID{}, err
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
-	if size >= 0 {
+	if size > 0 {
 		req.ContentLength = size
-		if size == 0 {
-			req.Body = http.NoBody
-		}
 	}
 	put, err := c.http.Do(req)
 	if err != nil {

@@ -151,9 +151,12 @@ func (c *Client) Upload(ctx context.Context, r io.Reader, opts UploadOptions) (*
 			opts.Progress(ev)
 		}
 	}
-	size := opts.Size
+	size := opts.Size // -1: unknown
+	if size <= 0 {
+		size = -1
+	}
 	seeker, seekable := r.(io.ReadSeeker)
-	if seekable && size <= 0 {
+	if seekable && size < 0 {
 		if end, err := seeker.Seek(0, io.SeekEnd); err == nil {
 			if _, err := seeker.Seek(0, io.SeekStart); err != nil {
 				return nil, fmt.Errorf("sdk: upload: rewind input: %w", err)
