@@ -10,9 +10,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"unsafe"
-
-	sha256simd "github.com/minio/sha256-simd"
 )
 
 // Leaves are hashed in blocks of 2^blockHeight leaves: small enough to stay in L1/L2 cache,
@@ -22,27 +19,6 @@ const (
 	blockLeaves = 1 << blockHeight
 	blockRaw    = fr32RawChunk << (blockHeight - 2) // raw bytes that fill one block
 )
-
-// nodeBytes views nodes as their contiguous bytes.
-func nodeBytes(nodes []Node) []byte {
-	if len(nodes) == 0 {
-		return nil
-	}
-	return unsafe.Slice(&nodes[0][0], len(nodes)*NodeSize)
-}
-
-// hashPairsGeneric sets dst[i] = HashNode(src[2i], src[2i+1]) for every i in dst, portably.
-// dst may alias the front of src: dst[i] is written only after src[2i] and src[2i+1] were
-// read, and later reads are at indices above i.
-func hashPairsGeneric(dst, src []Node) {
-	src = src[:2*len(dst)]
-	for i := range dst {
-		// src[2i] and src[2i+1] are adjacent in memory: hash them without copying.
-		pair := (*[2 * NodeSize]byte)(unsafe.Pointer(&src[2*i]))
-		dst[i] = sha256simd.Sum256(pair[:])
-		dst[i][31] &= 0x3F
-	}
-}
 
 // subtreeStack folds aligned subtree roots, pushed left to right, into the root of a larger
 // tree. It works like a binary counter over leaves: bit h of leaves is set exactly when

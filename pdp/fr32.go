@@ -76,26 +76,25 @@ func Unpad(dst, src []byte) {
 	}
 }
 
-// unpadChunk concatenates the 254 data bits of each of the four leaves into 127 bytes.
+// unpadChunk concatenates the 254 data bits of each of the four leaves into 127 bytes,
+// working in 64-bit words: lane k's bits go to stream offset 254k (byte 0/31/63/95, shift
+// 0/6/4/2). Words are ORed into a slightly larger scratch array so the last one may spill.
 func unpadChunk(out *[fr32RawChunk]byte, in *[fr32PaddedChunk]byte) {
-	var acc uint16 // pending bits, least significant first
-	var n uint     // number of pending bits
-	o := 0
-	for lane := 0; lane < 4; lane++ {
-		leaf := in[lane*32 : lane*32+32]
-		for j := 0; j < 32; j++ {
-			b, bits := uint16(leaf[j]), uint(8)
-			if j == 31 {
-				b, bits = b&0x3F, 6
+	le := binary.LittleEndian
+	var buf [fr32PaddedChunk + 8]byte
+	for lane, start := range [4]int{0, 31, 63, 95} {
+		shift := uint(8-2*lane) % 8
+		for j := 0; j < 4; j++ {
+			w := le.Uint64(in[32*lane+8*j:])
+			if j == 3 {
+				w &= 0x3FFFFFFFFFFFFFFF // the two unused top bits of the leaf
 			}
-			acc |= b << n
-			n += bits
-			if n >= 8 {
-				out[o] = byte(acc)
-				o++
-				acc >>= 8
-				n -= 8
+			at := start + 8*j
+			le.PutUint64(buf[at:], le.Uint64(buf[at:])|w<<shift)
+			if shift != 0 {
+				buf[at+8] |= byte(w >> (64 - shift))
 			}
 		}
 	}
+	copy(out[:], buf[:fr32RawChunk])
 }

@@ -43,6 +43,14 @@ func TestPadMatchesBitDefinition(t *testing.T) {
 		if !bytes.Equal(back, src) {
 			t.Fatalf("Unpad(Pad(x)) = %x, want %x", back, src)
 		}
+		// The two spare bits of every leaf carry nothing: setting them changes no output.
+		for k := 31; k < len(dst); k += 32 {
+			dst[k] |= rapid.Byte().Draw(t, "spare") & 0xC0
+		}
+		Unpad(back, dst)
+		if !bytes.Equal(back, src) {
+			t.Fatalf("Unpad read the spare top bits")
+		}
 	})
 }
 

@@ -1,5 +1,11 @@
 package pdp
 
+import (
+	"unsafe"
+
+	sha256simd "github.com/minio/sha256-simd"
+)
+
 // Node is one 32-byte tree node or leaf.
 type Node [32]byte
 
@@ -35,4 +41,25 @@ func ZeroRoot(height int) Node {
 		panic("pdp: ZeroRoot height out of range 0..MaxHeight")
 	}
 	return zeroRoots[height]
+}
+
+// nodeBytes views nodes as their contiguous bytes.
+func nodeBytes(nodes []Node) []byte {
+	if len(nodes) == 0 {
+		return nil
+	}
+	return unsafe.Slice(&nodes[0][0], len(nodes)*NodeSize)
+}
+
+// hashPairsGeneric sets dst[i] = HashNode(src[2i], src[2i+1]) for every i in dst, portably.
+// dst may alias the front of src: dst[i] is written only after src[2i] and src[2i+1] were
+// read, and later reads are at indices above i.
+func hashPairsGeneric(dst, src []Node) {
+	src = src[:2*len(dst)]
+	for i := range dst {
+		// src[2i] and src[2i+1] are adjacent in memory: hash them without copying.
+		pair := (*[2 * NodeSize]byte)(unsafe.Pointer(&src[2*i]))
+		dst[i] = sha256simd.Sum256(pair[:])
+		dst[i][31] &= 0x3F
+	}
 }
