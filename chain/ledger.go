@@ -91,12 +91,13 @@ type Ledger struct {
 	beacon Beacon
 	gen    genesis
 
-	mu     sync.Mutex
-	txSeq  uint64
-	evSeq  uint64
-	last   abi.ChainEpoch
-	notify chan struct{} // closed and replaced when events are appended
-	closed bool
+	mu      sync.Mutex
+	txSeq   uint64
+	evSeq   uint64
+	last    abi.ChainEpoch
+	notify  chan struct{} // closed and replaced when events are appended
+	closed  bool
+	readers sync.WaitGroup // reads in flight (Close waits for them)
 }
 
 // Open opens (or creates) the ledger in dir.
@@ -231,7 +232,19 @@ func (l *Ledger) Close() error {
 	l.closed = true
 	close(l.notify)
 	l.mu.Unlock()
+	l.readers.Wait() // reads in flight finish before the database goes away
 	return l.db.Close()
+}
+
+// beginRead registers a reader of the database; it fails once the ledger is closed.
+func (l *Ledger) beginRead() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return fmt.Errorf("%w: ledger is closed", ErrInternal)
+	}
+	l.readers.Add(1)
+	return nil
 }
 
 // Engine returns the rule engine.
@@ -349,6 +362,10 @@ func (l *Ledger) Events(ctx context.Context, after uint64, limit int, wait time.
 }
 
 func (l *Ledger) readEvents(after uint64, limit int) ([]Event, error) {
+	if err := l.beginRead(); err != nil {
+		return nil, err
+	}
+	defer l.readers.Done()
 	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: u64(bytes.Clone(pfxEvent), after+1), UpperBound: prefixEnd(pfxEvent)})
 	if err != nil {
 		return nil, err
@@ -380,6 +397,10 @@ func (l *Ledger) logEntry(seq uint64) (*LogEntry, error) {
 
 // Log calls fn for every log entry in order.
 func (l *Ledger) Log(fn func(LogEntry) error) error {
+	if err := l.beginRead(); err != nil {
+		return err
+	}
+	defer l.readers.Done()
 	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: pfxLog, UpperBound: prefixEnd(pfxLog)})
 	if err != nil {
 		return err
@@ -401,6 +422,9 @@ func (l *Ledger) Log(fn func(LogEntry) error) error {
 func (l *Ledger) StateHash() ([32]byte, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.closed {
+		return [32]byte{}, fmt.Errorf("%w: ledger is closed", ErrInternal)
+	}
 	return StateHash(l.store())
 }
 
@@ -501,6 +525,10 @@ func (quietLogger) Fatalf(format string, args ...any) {
 // Read calls fn with a consistent view of the committed state at the current epoch.
 func (l *Ledger) Read(fn func(*View) error) error {
 	now := l.Epoch()
+	if err := l.beginRead(); err != nil {
+		return err
+	}
+	defer l.readers.Done()
 	snap := l.db.NewSnapshot()
 	defer snap.Close()
 	return fn(NewView(snapshotStore{snap}, l.gen.Config, now, l.beacon))

@@ -169,3 +169,24 @@ func TestRealClockLedgerKeepsItsEpochDuration(t *testing.T) {
 		t.Fatalf("duration after reopen %s", l.EpochDuration())
 	}
 }
+
+func TestClosedLedgerRefusesReadsAndWrites(t *testing.T) {
+	w := newWorld(t)
+	openWorld(t, w, t.TempDir())
+	w.must(w.payer, TxFaucet, FaucetBody{Amount: tokens(1)})
+	if err := w.led.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.led.Read(func(*View) error { return nil }); !errors.Is(err, ErrInternal) {
+		t.Fatalf("read after close: %v", err)
+	}
+	if _, err := w.led.Events(context.Background(), 0, 10, 0); !errors.Is(err, ErrInternal) {
+		t.Fatalf("events after close: %v", err)
+	}
+	if _, err := w.send(w.payer, TxFaucet, FaucetBody{Amount: tokens(1)}); !errors.Is(err, ErrInternal) {
+		t.Fatalf("submit after close: %v", err)
+	}
+	if err := w.led.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+}
