@@ -148,8 +148,14 @@ func (t *TreeTop) MarshalBinary() ([]byte, error) {
 	if err := checkTreeTopShape(t.PieceHeight, t.LayerHeight, sections); err != nil {
 		return nil, err
 	}
+	if len(t.Levels) != int(t.PieceHeight-t.LayerHeight)+1 {
+		return nil, fmt.Errorf("%w: %d levels for heights %d..%d", ErrInvalidTreeTop, len(t.Levels), t.LayerHeight, t.PieceHeight)
+	}
 	nodes := uint64(0)
-	for _, l := range t.Levels {
+	for i, l := range t.Levels {
+		if want := levelWidth(sections, uint8(i)); uint64(len(l)) != want {
+			return nil, fmt.Errorf("%w: level at height %d holds %d nodes, want %d", ErrInvalidTreeTop, t.LayerHeight+uint8(i), len(l), want)
+		}
 		nodes += uint64(len(l))
 	}
 	b := make([]byte, treeTopHeaderSize, treeTopHeaderSize+nodes*NodeSize)

@@ -189,6 +189,15 @@ func TestTreeTopRejectsCorruption(t *testing.T) {
 			t.Errorf("%s: failed decode changed the TreeTop", name)
 		}
 	}
+	// A malformed in-memory tree is not encoded.
+	short := &TreeTop{LayerHeight: res.Top.LayerHeight, PieceHeight: res.Top.PieceHeight, Levels: res.Top.Levels[:1]}
+	if _, err := short.MarshalBinary(); !errors.Is(err, ErrInvalidTreeTop) {
+		t.Fatalf("MarshalBinary with missing levels: %v", err)
+	}
+	narrow := &TreeTop{LayerHeight: res.Top.LayerHeight, PieceHeight: res.Top.PieceHeight, Levels: append([][]Node{res.Top.Levels[0][:2]}, res.Top.Levels[1:]...)}
+	if _, err := narrow.MarshalBinary(); !errors.Is(err, ErrInvalidTreeTop) {
+		t.Fatalf("MarshalBinary with a level of the wrong width: %v", err)
+	}
 	// A valid tree for another piece fails Verify against this root.
 	other := finishWithTop(t, randomBytes(43, 100), 11)
 	if err := other.Top.Verify(res.Piece.Root); !errors.Is(err, ErrInvalidTreeTop) {
