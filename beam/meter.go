@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"sync"
 
@@ -32,10 +33,12 @@ type meter struct {
 
 var servedPrefix = []byte("served/")
 
-func servedKey(id uint64) []byte { return binary.BigEndian.AppendUint64(append([]byte(nil), servedPrefix...), id) }
+func servedKey(id uint64) []byte {
+	return binary.BigEndian.AppendUint64(append([]byte(nil), servedPrefix...), id)
+}
 
 func openMeter(dir string, cat *catalog) (*meter, error) {
-	db, err := pebble.Open(dir, &pebble.Options{})
+	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
 	if err != nil {
 		return nil, fmt.Errorf("beam: open meter: %w", err)
 	}
@@ -189,3 +192,10 @@ func (m *meter) report(ctx context.Context, cl *chain.Client, key *ecdsa.Private
 	}
 	return sent, errors.Join(errs...)
 }
+
+// quietLogger drops pebble's informational lines (WAL replay notes) and keeps fatal ones.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)            {}
+func (quietLogger) Errorf(format string, a ...any) { slog.Error(fmt.Sprintf(format, a...)) }
+func (quietLogger) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }

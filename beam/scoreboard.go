@@ -59,9 +59,9 @@ type scoreboard struct {
 }
 
 type providerRecord struct {
-	samples []Sample // ring, newest last (trimmed to window)
-	ewmaTTFB float64 // ms; NaN until measured
-	ewmaOK   float64 // 0..1
+	samples  []Sample // ring, newest last (trimmed to window)
+	ewmaTTFB float64  // ms; NaN until measured
+	ewmaOK   float64  // 0..1
 	series   []seriesBucket
 }
 

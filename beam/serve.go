@@ -562,4 +562,6 @@ func (e *Edge) fetchMiss(w http.ResponseWriter, r *http.Request, c candidate, pi
 	return out
 }
 
-func sortUsage(u []Usage) { sort.Slice(u, func(i, j int) bool { return u[i].DataSetID < u[j].DataSetID }) }
+func sortUsage(u []Usage) {
+	sort.Slice(u, func(i, j int) bool { return u[i].DataSetID < u[j].DataSetID })
+}
