@@ -196,6 +196,6 @@ func (m *meter) report(ctx context.Context, cl *chain.Client, key *ecdsa.Private
 // quietLogger drops pebble's informational lines (WAL replay notes) and keeps fatal ones.
 type quietLogger struct{}
 
-func (quietLogger) Infof(string, ...any)            {}
+func (quietLogger) Infof(string, ...any)           {}
 func (quietLogger) Errorf(format string, a ...any) { slog.Error(fmt.Sprintf(format, a...)) }
 func (quietLogger) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }
