@@ -27,6 +27,9 @@ func TestRefsGCStateMachine(t *testing.T) {
 	// Every step fsyncs; keep the default run short unless -rapid.checks asks for more.
 	if f := flag.Lookup("rapid.checks"); f != nil && f.Value.String() == "100" {
 		f.Value.Set("30")
+		if raceEnabled {
+			f.Value.Set("12")
+		}
 		defer f.Value.Set("100")
 	}
 	rapid.Check(t, func(rt *rapid.T) {

@@ -4,4 +4,4 @@ package storage
 
 // largeIngestSize is the payload of TestLargeIngestBoundedMemory; small under -race, where
 // everything is ~10x slower.
-const largeIngestSize = 96 << 20
+const largeIngestSize = 32 << 20
