@@ -100,7 +100,7 @@ type NodeConfig struct {
 	// DataDir holds the provider key (provider.key), the store (storage/) and an embedded
 	// chain's ledger (chain/).
 	DataDir string
-	// Listen is the HTTP API address (default 127.0.0.1:4700; ":0" picks a port).
+	// Listen is the HTTP API address (default 127.0.0.1:7701; ":0" picks a port).
 	Listen string
 	// ServiceURL is the public base URL registered on chain; default http://<listen address>.
 	ServiceURL string
@@ -112,7 +112,7 @@ type NodeConfig struct {
 	// ChainURL is the chain API to use. Empty: run an embedded chain in DataDir/chain served
 	// on ChainListen.
 	ChainURL string
-	// ChainListen is the embedded chain's address (default 127.0.0.1:4600).
+	// ChainListen is the embedded chain's address (default 127.0.0.1:7700).
 	ChainListen string
 	// Embedded chain: genesis configuration (chain.DefaultConfig when nil), epoch duration
 	// of its real-time clock (30 s when zero), or a Clock and Beacon replacing them (tests).
@@ -169,10 +169,10 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 		return nil, errors.New("provider: NodeConfig.DataDir is required")
 	}
 	if cfg.Listen == "" {
-		cfg.Listen = "127.0.0.1:4700"
+		cfg.Listen = "127.0.0.1:7701"
 	}
 	if cfg.ChainListen == "" {
-		cfg.ChainListen = "127.0.0.1:4600"
+		cfg.ChainListen = "127.0.0.1:7700"
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 30 * time.Second

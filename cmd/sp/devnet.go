@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/ethereum/go-ethereum/crypto"
@@ -26,7 +27,7 @@ func devnetCommand() *cli.Command {
 			&cli.StringFlag{Name: "dir", Value: defaultDir("devnet"), EnvVars: env("devnet-dir"), Usage: "devnet data directory"},
 			&cli.IntFlag{Name: "providers", Value: 2, EnvVars: env("providers"), Usage: "number of providers"},
 			&cli.StringFlag{Name: "host", Value: "127.0.0.1", EnvVars: env("devnet-host"), Usage: "address to listen on"},
-			&cli.IntFlag{Name: "port", Value: 4600, EnvVars: env("devnet-port"), Usage: "chain port; provider i listens on port+i (0: random ports)"},
+			&cli.IntFlag{Name: "port", Value: 7700, EnvVars: env("devnet-port"), Usage: "chain port; provider i listens on port+i (0: random ports)"},
 			&cli.DurationFlag{Name: "epoch", Value: time.Second, EnvVars: env("epoch"), Usage: "epoch duration"},
 			&cli.DurationFlag{Name: "settle-interval", Value: time.Minute, EnvVars: env("settle-interval"), Usage: "how often providers settle their rails"},
 			logLevelFlag,
@@ -52,6 +53,8 @@ func devnetCommand() *cli.Command {
 			}
 			fmt.Fprintf(out, "wallet      %s  (demo client wallet, funded from the faucet, deposit made, warm storage approved)\n", d.WalletAddress().Hex())
 			fmt.Fprintf(out, "private key 0x%s\n", hex.EncodeToString(crypto.FromECDSA(d.Wallet)))
+			wallet, _ := filepath.Abs(filepath.Join(c.String("dir"), "wallet.key"))
+			fmt.Fprintf(out, "client env  export WARMSTORE_CHAIN=%s WARMSTORE_WALLET=%s\n", d.ChainURL(), wallet)
 			fmt.Fprintln(out, "beam CDN edge: not available yet (sp beam is not built); fetch pieces from a provider's /piece/{cid}")
 			fmt.Fprintln(out, "ready; Ctrl-C stops the devnet")
 			<-c.Context.Done()

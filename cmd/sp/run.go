@@ -21,11 +21,11 @@ func runCommand() *cli.Command {
 			"SIGINT/SIGTERM stop it gracefully: in-flight uploads get --shutdown-timeout to finish.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data-dir", Value: defaultDir("sp"), EnvVars: env("data-dir"), Usage: "directory for the key, the piece store and an embedded chain"},
-			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:4700", EnvVars: env("listen"), Usage: "HTTP API address"},
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:7701", EnvVars: env("listen"), Usage: "HTTP API address"},
 			&cli.StringFlag{Name: "service-url", EnvVars: env("service-url"), Usage: "public base URL registered on chain (default http://<listen address>)"},
 			&cli.StringFlag{Name: "name", Value: "warmstore-sp", EnvVars: env("name"), Usage: "provider name registered on chain"},
 			&cli.StringFlag{Name: "chain", EnvVars: env("chain"), Usage: "chain API URL; empty embeds a devnet chain"},
-			&cli.StringFlag{Name: "chain-listen", Value: "127.0.0.1:4600", EnvVars: env("chain-listen"), Usage: "embedded chain's HTTP address"},
+			&cli.StringFlag{Name: "chain-listen", Value: "127.0.0.1:7700", EnvVars: env("chain-listen"), Usage: "embedded chain's HTTP address"},
 			&cli.DurationFlag{Name: "epoch", Value: time.Second, EnvVars: env("epoch"), Usage: "embedded chain's epoch duration (set when the chain is first created)"},
 			&cli.IntFlag{Name: "prove-parallel", Value: 4, EnvVars: env("prove-parallel"), Usage: "data sets proven at once"},
 			&cli.DurationFlag{Name: "prove-poll", Value: time.Second, EnvVars: env("prove-poll"), Usage: "how often the prover reads the chain head"},
