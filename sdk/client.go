@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -73,6 +74,10 @@ type Client struct {
 	address common.Address
 	info    *chain.Info
 	domain  eip712.Domain
+
+	provMu   sync.Mutex
+	provList []Provider
+	provAt   time.Time
 }
 
 // New connects to the chain (one request, to learn its configuration and EIP-712 domain) and

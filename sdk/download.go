@@ -357,7 +357,7 @@ func (c *Client) sources(ctx context.Context, piece pdp.PieceCID, opts DownloadO
 	for _, s := range opts.Sources {
 		add(s)
 	}
-	provs, err := c.Providers(ctx)
+	provs, err := c.cachedProviders(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -28,6 +28,29 @@ type Provider struct {
 	Error string `json:"error,omitempty"`
 }
 
+// providerCacheTTL is how long a Providers answer (with its pings) is reused by uploads and
+// downloads, so a burst of small range downloads does not ping every provider each time.
+const providerCacheTTL = 15 * time.Second
+
+// cachedProviders returns a recent Providers answer or makes a new one.
+func (c *Client) cachedProviders(ctx context.Context) ([]Provider, error) {
+	c.provMu.Lock()
+	if c.provList != nil && time.Since(c.provAt) < providerCacheTTL {
+		l := c.provList
+		c.provMu.Unlock()
+		return l, nil
+	}
+	c.provMu.Unlock()
+	l, err := c.Providers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.provMu.Lock()
+	c.provList, c.provAt = l, time.Now()
+	c.provMu.Unlock()
+	return l, nil
+}
+
 // Providers lists the registry's providers, pings each concurrently and returns them healthy
 // first, then by latency.
 func (c *Client) Providers(ctx context.Context) ([]Provider, error) {
