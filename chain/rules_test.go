@@ -574,3 +574,29 @@ func (w *world) dataSet2(id uint64) *DataSet {
 	}
 	return &ds
 }
+
+// The lifecycle reserve (the PDP rail's fixed lockup) pays each call's fee and is topped back
+// up to 0.10 USDFC + pending before it would run short.
+func TestLifecycleReserveReplenishes(t *testing.T) {
+	w := newWorld(t)
+	id := w.setup(false)
+	replenished := false
+	for i := 0; i < 120; i++ {
+		before := w.dataSet(id).Reserve
+		w.addPieces(id, makePiece(t, uint64(i), 4))
+		ds := w.dataSet(id)
+		rail, _ := w.view().Rail(ds.PDPRail)
+		if !rail.LockupFixed.Equals(ds.Reserve) {
+			t.Fatalf("add %d: rail fixed lockup %s, reserve %s", i, rail.LockupFixed, ds.Reserve)
+		}
+		if ds.Reserve.GreaterThan(before) {
+			replenished = true
+		}
+		if ds.Reserve.LessThan(ReplenishThreshold) {
+			t.Fatalf("add %d: reserve %s fell under the threshold", i, ds.Reserve)
+		}
+	}
+	if !replenished {
+		t.Fatal("reserve never replenished")
+	}
+}

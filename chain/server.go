@@ -67,8 +67,7 @@ type Server struct {
 	l   *Ledger
 	mux *http.ServeMux
 	m   *serverMetrics
-	// Logger receives one line per refused transaction (debug) and accepted one (info);
-	// slog.Default when nil.
+	// Logger receives a debug line per transaction, accepted or refused; slog.Default when nil.
 	Logger *slog.Logger
 	// MaxWait caps an event long-poll (30 s by default).
 	MaxWait time.Duration
@@ -229,7 +228,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	for _, ev := range rc.Events {
 		s.m.events.WithLabelValues(string(ev.Kind)).Inc()
 	}
-	log.Info("chain: transaction applied", "kind", tx.Kind, "from", tx.From, "seq", rc.Seq, "epoch", rc.Epoch, "events", len(rc.Events))
+	log.Debug("chain: transaction applied", "kind", tx.Kind, "from", tx.From, "seq", rc.Seq, "epoch", rc.Epoch, "events", len(rc.Events))
 	writeJSON(w, http.StatusOK, rc)
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/filecoin-project/go-state-types/big"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -206,5 +207,134 @@ func TestServerMetrics(t *testing.T) {
 	}
 	if counts["kind=Faucet result=ok "] != 1 || counts["kind=Faucet result=invalid_argument "] != 1 {
 		t.Fatalf("transaction counters %v", counts)
+	}
+}
+
+// TestHTTPClientLifecycle walks a CDN data set through every remaining client method over HTTP.
+func TestHTTPClientLifecycle(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	openWorld(t, w, t.TempDir())
+	defer w.led.Close()
+	srv := httptest.NewServer(NewServer(w.led))
+	defer srv.Close()
+	c := NewClient(srv.URL, nil)
+	id := w.setup(true) // through the ledger directly; the client sees the same state
+	w.nonces = map[common.Address]uint64{}
+	ok := func(_ *Receipt, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, err := c.Info(ctx)
+	if err != nil || info.EpochDurationMs != DefaultEpochDuration.Milliseconds() {
+		t.Fatalf("info %+v %v", info, err)
+	}
+	if p, err := c.Provider(ctx, addr(w.sp)); err != nil || p.Payee != addr(w.sp) {
+		t.Fatalf("provider %v %v", p, err)
+	}
+	if sets, err := c.DataSets(ctx, addr(w.sp), addr(w.payer)); err != nil || len(sets) != 1 || !sets[0].WithCDN {
+		t.Fatalf("data sets %v %v", sets, err)
+	}
+	if sets, err := c.DataSets(ctx, addr(w.other), common.Address{}); err != nil || len(sets) != 0 {
+		t.Fatalf("other provider's data sets %v %v", sets, err)
+	}
+	if a, err := c.Approval(ctx, addr(w.payer), info.WarmStorage); err != nil || !a.Approved {
+		t.Fatalf("approval %v %v", a, err)
+	}
+	dom, _ := c.Domain(ctx)
+	ds, _ := c.DataSet(ctx, id)
+	p1, p2 := makePiece(t, 1, 128), makePiece(t, 2, 128)
+	w.pieces[p1.cid], w.pieces[p2.cid] = p1, p2
+	pieces := []pdp.PieceCID{p1.cid, p2.cid}
+	sig, _ := dom.Sign(w.payer, AddPiecesAuthorization(ds.ClientDataSetID.Int, big.NewInt(7).Int, pieces, nil))
+	ok(c.AddPieces(ctx, w.sp, AddPiecesBody{DataSetID: id, Nonce: big.NewInt(7), Pieces: pieces, Signature: sig}))
+
+	ds, _ = c.DataSet(ctx, id)
+	ce, can := info.Config().NextChallengeEpoch(ds, w.now)
+	if !can {
+		t.Fatal("cannot schedule")
+	}
+	ok(c.NextProvingPeriod(ctx, w.sp, NextProvingPeriodBody{DataSetID: id, ChallengeEpoch: ce}))
+	rsig, _ := dom.Sign(w.payer, SchedulePieceRemovalsAuthorization(ds.ClientDataSetID.Int, []uint64{1}))
+	ok(c.SchedulePieceRemovals(ctx, w.sp, SchedulePieceRemovalsBody{DataSetID: id, PieceIDs: []uint64{1}, Signature: rsig}))
+	w.now = ce
+	w.clock.Set(ce)
+	cs, err := c.Challenges(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.Randomness(ctx, ce); err != nil || r != cs.Seed {
+		t.Fatalf("randomness %x vs seed %x (%v)", r, cs.Seed, err)
+	}
+	var proofs []pdp.Proof
+	for _, ch := range cs.Challenges {
+		proofs = append(proofs, w.pieces[ch.Piece].prove(ch.Offset))
+	}
+	ok(c.ProvePossession(ctx, w.sp, ProvePossessionBody{DataSetID: id, Proofs: proofs}))
+	ds, _ = c.DataSet(ctx, id)
+	if proven, err := c.IsProven(ctx, id, 0); err != nil || !proven {
+		t.Fatalf("period 0 proven: %v %v", proven, err)
+	}
+	ok(c.SettleRail(ctx, w.sp, SettleRailBody{RailID: ds.PDPRail}))
+	rail, err := c.Rail(ctx, ds.PDPRail)
+	if err != nil || rail.SettledUpTo != w.now {
+		t.Fatalf("rail %+v %v (now %d)", rail, err, w.now)
+	}
+	// Miss the next period; anyone records the fault.
+	w.now = ds.Deadline + w.cfg().ProvingPeriod + 1
+	w.clock.Set(w.now)
+	rc, err := c.RecordFaults(ctx, w.other, RecordFaultsBody{DataSetID: id})
+	if err != nil || countKind(rc.Events, EvFault) != 1 {
+		t.Fatalf("record faults %v %v", rc, err)
+	}
+	// CDN usage by the edge, a top-up by the payer.
+	ok(c.ReportUsage(ctx, w.edge, ReportUsageBody{DataSetID: id, CDNBytes: 1 << 30}))
+	ok(c.TopUpCDN(ctx, w.payer, TopUpCDNBody{DataSetID: id, CDNAmount: tokens(1), CacheMissAmount: tokens(1)}))
+	// The provider withdraws what it earned.
+	acc, _ := c.Account(ctx, addr(w.sp))
+	ok(c.Withdraw(ctx, w.sp, WithdrawBody{Amount: acc.Payments.Funds}))
+	// Consent termination, then deletion once the last period has passed.
+	tsig, _ := dom.Sign(w.payer, TerminateServiceAuthorization(id))
+	ok(c.TerminateService(ctx, w.sp, TerminateServiceBody{DataSetID: id, Signature: tsig}))
+	if _, err := c.DeleteDataSet(ctx, w.other, DeleteDataSetBody{DataSetID: id}); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("stranger deletes: %v", err)
+	}
+	var apiErr *APIError
+	if _, err := c.DeleteDataSet(ctx, w.sp, DeleteDataSetBody{DataSetID: 99}); !errors.As(err, &apiErr) || apiErr.Status != 404 {
+		t.Fatalf("missing data set: %v", err)
+	}
+	if _, err := c.DeleteDataSet(ctx, w.sp, DeleteDataSetBody{DataSetID: id}); !errors.Is(err, ErrPayments) {
+		t.Fatalf("delete while the period holding the end epoch is open: %v", err)
+	}
+	ds, _ = c.DataSet(ctx, id)
+	w.now = ds.Activation + (ds.EndEpoch-ds.Activation+w.cfg().ProvingPeriod-1)/w.cfg().ProvingPeriod*w.cfg().ProvingPeriod + 1
+	w.clock.Set(w.now)
+	ok(c.DeleteDataSet(ctx, w.sp, DeleteDataSetBody{DataSetID: id}))
+	if _, err := c.DataSet(ctx, id); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleted data set: %v", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for name, mut := range map[string]func(*Config){
+		"chain id":      func(c *Config) { c.ChainID = 0 },
+		"period":        func(c *Config) { c.ProvingPeriod = 0 },
+		"window":        func(c *Config) { c.ChallengeWindow = c.ProvingPeriod },
+		"finality":      func(c *Config) { c.ChallengeFinality = -1 },
+		"no room":       func(c *Config) { c.ChallengeFinality = c.ProvingPeriod - c.ChallengeWindow + 1 },
+		"addresses":     func(c *Config) { c.WarmStorage = common.Address{} },
+		"faucet limit":  func(c *Config) { c.FaucetLimit = big.Zero() },
+		"huge finality": func(c *Config) { c.ChallengeFinality = MaxFinality },
+	} {
+		c := DefaultConfig()
+		mut(&c)
+		if err := c.Validate(); !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatal(err)
 	}
 }
