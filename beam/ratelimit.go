@@ -26,8 +26,15 @@ type requester struct {
 	last        time.Time
 }
 
+// newRequesterLimits takes rates per second; a negative rate means unlimited.
 func newRequesterLimits(reqPerSec float64, reqBurst int, bytesPerSec float64, byteBurst int) *requesterLimits {
-	return &requesterLimits{reqRate: rate.Limit(reqPerSec), reqBurst: reqBurst, byteRate: rate.Limit(bytesPerSec), byteBurst: byteBurst,
+	lim := func(v float64) rate.Limit {
+		if v < 0 {
+			return rate.Inf
+		}
+		return rate.Limit(v)
+	}
+	return &requesterLimits{reqRate: lim(reqPerSec), reqBurst: reqBurst, byteRate: lim(bytesPerSec), byteBurst: byteBurst,
 		idle: 10 * time.Minute, byKey: map[string]*requester{}}
 }
 
