@@ -3,6 +3,7 @@ package sdk
 import (
 	"context"
 	"crypto/ecdsa"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -55,6 +56,7 @@ const (
 	faultStall    fault = "stall"    // sends half a /piece body then hangs
 	faultLacks    fault = "lacks"    // answers 200 to "do you have it" and 404 to /piece
 	faultGarbage  fault = "garbage"  // answers /piece with the right length of wrong bytes
+	faultBadProof fault = "badproof" // serves good bytes but range proofs with a wrong node
 )
 
 func newDevnet(t testing.TB, nProviders int) *devnet {
@@ -150,7 +152,21 @@ func (dp *devProvider) tamper(next http.Handler) http.Handler {
 			fmt.Fprintf(w, `{"pieceCid":%q}`, r.URL.Query().Get("pieceCid"))
 			return
 		}
-		if !isPiece || f == faultNone {
+		if f == faultBadProof && strings.HasSuffix(r.URL.Path, "/proof") {
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			var rp RangeProof
+			if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &rp) != nil || len(rp.Proofs) == 0 {
+				w.WriteHeader(rec.Code)
+				_, _ = w.Write(rec.Body.Bytes())
+				return
+			}
+			last := &rp.Proofs[0].Path[len(rp.Proofs[0].Path)-1]
+			last[0] ^= 0x04
+			_ = json.NewEncoder(w).Encode(rp)
+			return
+		}
+		if !isPiece || f == faultNone || f == faultBadProof {
 			next.ServeHTTP(w, r)
 			return
 		}
