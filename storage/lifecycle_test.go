@@ -295,12 +295,20 @@ func TestDamagedSidecarRebuilt(t *testing.T) {
 	if m := s.Metrics(); m.LayersRebuilt != 2 {
 		t.Fatalf("metrics %+v", m)
 	}
+	recA, _ = s.getRecord(pa) // rebuilt: a new sidecar blob
 	s.Close()
 	if err := os.Truncate(filepath.Join(dir, "blobs", recC.LayerBlob), 100); err != nil {
 		t.Fatal(err)
 	}
-	s = openTest(t, dir, Options{LayerHeight: 6})
+	// A quick reconciliation still catches the truncation (size), not a flipped byte.
+	flipByte(t, dir, recA.LayerBlob, 5)
+	s = openTest(t, dir, Options{LayerHeight: 6, QuickReconcile: true})
 	if r := s.StartupReport(); !slices.Equal(r.LayersRebuilt, []pdp.PieceCID{pc}) {
+		t.Fatalf("quick startup %+v", r)
+	}
+	s.Close()
+	s = openTest(t, dir, Options{LayerHeight: 6})
+	if r := s.StartupReport(); !slices.Equal(r.LayersRebuilt, []pdp.PieceCID{pa}) {
 		t.Fatalf("startup %+v", r)
 	}
 	checkPiece(t, s, pa, a)

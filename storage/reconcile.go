@@ -19,8 +19,9 @@ type ReconcileReport struct {
 
 // Reconcile compares blobs with the index: blobs that no entry names are removed; entries
 // whose data blob is missing or the wrong size are marked damaged and reported; missing or
-// damaged sidecars are rebuilt from the data. It checks sizes and sidecar checksums, not the
-// data itself (that is Scrub's job). Open runs it; it is safe to run at any time.
+// damaged sidecars are rebuilt from the data. It checks sizes and sidecar checksums (sizes
+// only with Options.QuickReconcile), not the data itself (that is Scrub's job). Open runs it;
+// it is safe to run at any time.
 func (s *Store) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	if err := s.checkOpen("reconcile"); err != nil {
 		return ReconcileReport{}, err
@@ -93,7 +94,10 @@ func (s *Store) Reconcile(ctx context.Context) (ReconcileReport, error) {
 			}
 			continue
 		}
-		lerr := s.checkLayer(ctx, e.rec)
+		lerr := s.checkLayerSize(ctx, e.rec)
+		if lerr == nil && !s.opts.QuickReconcile {
+			lerr = s.checkLayer(ctx, e.rec)
+		}
 		if lerr == nil {
 			continue
 		}
@@ -114,6 +118,20 @@ func (s *Store) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		}
 	}
 	return rep, nil
+}
+
+// checkLayerSize checks that a sidecar exists with its recorded size; ErrCorrupt otherwise.
+func (s *Store) checkLayerSize(ctx context.Context, rec pieceRecord) error {
+	size, err := s.backend.Stat(ctx, rec.LayerBlob)
+	switch {
+	case isNotExist(err):
+		return fmt.Errorf("sidecar missing: %w", ErrCorrupt)
+	case err != nil:
+		return classify(err)
+	case size != rec.LayerSize:
+		return fmt.Errorf("sidecar has %d bytes, want %d: %w", size, rec.LayerSize, ErrCorrupt)
+	}
+	return nil
 }
 
 // Damaged lists the pieces currently recorded as damaged.

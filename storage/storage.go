@@ -96,6 +96,11 @@ type Options struct {
 	Logger *slog.Logger
 	// SkipReconcile skips reconciliation in Open (the caller runs Reconcile itself).
 	SkipReconcile bool
+	// QuickReconcile makes reconciliation check sidecar sizes only, not their checksums.
+	// Sidecars are ~1/1000 of the data (1 MiB per GiB at layer height 11), so a full check
+	// reads that much at every start; with QuickReconcile a damaged sidecar is found by the
+	// scrub or by the proof that reads it (and then rebuilt) instead.
+	QuickReconcile bool
 }
 
 // Store is the piece store. All methods are safe for concurrent use.
