@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -304,5 +305,90 @@ func allEvents(t testing.TB, ch *chain.Client) []chain.Event {
 		}
 		out = append(out, evs...)
 		after = evs[len(evs)-1].Seq
+	}
+}
+
+// dripReader hands out its bytes in small chunks with pauses: an upload that is still
+// streaming when the node is asked to stop.
+type dripReader struct {
+	b       []byte
+	started chan struct{}
+	once    bool
+}
+
+func (r *dripReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	if !r.once {
+		r.once = true
+		close(r.started)
+	}
+	n := min(len(p), 16<<10, len(r.b))
+	copy(p, r.b[:n])
+	r.b = r.b[n:]
+	time.Sleep(2 * time.Millisecond)
+	return n, nil
+}
+
+// TestNodeCloseFinishesInFlightUpload: Close waits for an upload that is streaming, which
+// completes with 204 and is stored after a restart; new connections are refused meanwhile.
+func TestNodeCloseFinishesInFlightUpload(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	cfg := testConfig()
+	start := func() *Node {
+		n, err := StartNode(ctx, NodeConfig{DataDir: dir, Listen: "127.0.0.1:0", ChainListen: "127.0.0.1:0",
+			ChainConfig: &cfg, Clock: chain.NewManualClock(10), ProvePoll: 10 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	n := start()
+	c := &nodeClient{t: t, base: n.URL(), hc: &http.Client{Timeout: time.Minute}}
+	payload := randomPayload(5, 1<<20)
+	piece, err := pdp.CommP(bytes.NewReader(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc := c.json("POST", "/pdp/piece", map[string]string{"pieceCid": piece.String()}, http.StatusCreated, nil).Header.Get("Location")
+	body := &dripReader{b: payload, started: make(chan struct{})}
+	put := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("PUT", n.URL()+loc, body)
+		req.ContentLength = int64(len(payload))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Errorf("PUT during shutdown: %v", err)
+			put <- -1
+			return
+		}
+		resp.Body.Close()
+		put <- resp.StatusCode
+	}()
+	<-body.started
+	// Stop only once the server is receiving the body (a connection still in the accept queue
+	// is not in flight: closing the listener refuses it).
+	id := loc[strings.LastIndexByte(loc, '/')+1:]
+	waitFor(t, "the upload to be received", 10*time.Second, func() bool {
+		sess, err := n.Store.Session(id)
+		return err == nil && sess.State == sessionUploading
+	})
+	closed := make(chan error, 1)
+	go func() { closed <- n.Close(ctx) }()
+	if code := <-put; code != http.StatusNoContent {
+		t.Fatalf("in-flight upload ended with %d during shutdown, want 204", code)
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if _, err := http.Get(n.URL() + "/pdp/ping"); err == nil {
+		t.Fatal("the API still answers after Close")
+	}
+	n = start()
+	defer n.Close(ctx)
+	if has, err := n.Store.Has(piece); err != nil || !has {
+		t.Fatalf("piece uploaded during shutdown: has=%v err=%v", has, err)
 	}
 }
