@@ -738,7 +738,16 @@ func (p *Provider) followChain() {
 	handle := func(ev chain.Event) error {
 		switch ev.Kind {
 		case chain.EvDataSetCreated:
-			if common.IsHexAddress(ev.Note) && common.HexToAddress(ev.Note) == p.address {
+			// The event notes the provider; without that note, ask the chain.
+			mine := common.IsHexAddress(ev.Note) && common.HexToAddress(ev.Note) == p.address
+			if !common.IsHexAddress(ev.Note) {
+				ds, err := p.chain.DataSet(p.ctx, ev.DataSetID)
+				if err != nil && !errors.Is(err, chain.ErrNotFound) {
+					return err
+				}
+				mine = err == nil && ds.Provider == p.address
+			}
+			if mine {
 				ours[ev.DataSetID] = map[uint64]pdp.PieceCID{}
 			}
 		case chain.EvPiecesAdded:

@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/warmstore/warmstore/pdp"
 )
 
 // routes builds the mux. Patterns follow the reference provider's router (reference §1.2);
@@ -100,8 +102,8 @@ func (p *Provider) handlePing(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Provider) handleHealth(w http.ResponseWriter, r *http.Request) {
-	// The store answers a lookup only while open; a closed store makes the daemon unhealthy.
-	if _, err := p.store.ExpiredSessions(1 << 62); err != nil {
+	// The store answers an index lookup only while open and readable.
+	if _, err := p.store.Has(pdp.PieceCID{}); err != nil {
 		writeError(w, http.StatusServiceUnavailable, "unhealthy", "piece store: "+err.Error())
 		return
 	}

@@ -368,3 +368,10 @@ func TestConcurrentPutsConflict(t *testing.T) {
 		t.Fatalf("concurrent PUTs answered %d and %d, want one 204 and one 409", a, b)
 	}
 }
+
+func TestHealthFailsWhenStoreCloses(t *testing.T) {
+	r := newAPIRig(t, nil, 1, nil)
+	r.do("GET", "/healthz", nil).want(t, http.StatusOK)
+	r.store.Close()
+	r.do("GET", "/healthz", nil).wantError(t, http.StatusServiceUnavailable, "unhealthy")
+}

@@ -144,6 +144,8 @@ type Provider struct {
 	pulls   *pullJobs
 	pullSem chan struct{}
 
+	ownClient bool // the pull client was made here, so Close releases its connections
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -204,6 +206,7 @@ func New(cfg Config) (*Provider, error) {
 	if pc.Concurrency <= 0 {
 		pc.Concurrency = DefaultPullConcurrency
 	}
+	ownClient := pc.Client == nil
 	if pc.Client == nil {
 		dialer := &net.Dialer{Timeout: 30 * time.Second}
 		if !pc.AllowPrivateHosts {
@@ -244,6 +247,7 @@ func New(cfg Config) (*Provider, error) {
 		txs:        newTxLog(100_000),
 		pulls:      newPullJobs(),
 		pullSem:    make(chan struct{}, pc.Concurrency),
+		ownClient:  ownClient,
 	}
 	if cfg.Key != nil {
 		p.address = crypto.PubkeyToAddress(cfg.Key.PublicKey)
@@ -290,6 +294,9 @@ func (p *Provider) Close() error {
 	p.mu.Unlock()
 	p.cancel()
 	p.wg.Wait()
+	if p.ownClient {
+		p.cfg.Pull.Client.CloseIdleConnections()
+	}
 	return nil
 }
 

@@ -2,10 +2,17 @@ package provider
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/warmstore/warmstore/chain"
+	"github.com/warmstore/warmstore/storage"
 
 	"github.com/warmstore/warmstore/pdp"
 )
@@ -128,4 +135,54 @@ func TestPullDialerRefusesPrivateAddresses(t *testing.T) {
 		conn.Close()
 		t.Fatal("dialer connected to a loopback address")
 	}
+}
+
+// Close stops every goroutine the provider started: the sweep, the chain follower and pulls
+// still waiting to retry.
+func TestCloseStopsBackgroundWork(t *testing.T) {
+	c := newAPIChain(t)
+	src := newAPIRig(t, c, 1, nil)
+	payer := apiKey(t, 50)
+	c.fundPayer(t, payer)
+	piece := src.upload(apiPayload(40, 3000))
+	key := apiKey(t, 5)
+	if _, err := c.client.RegisterProvider(t.Context(), key, chain.RegisterProviderBody{ServiceURL: "http://127.0.0.1:1", Name: "sp5"}); err != nil {
+		t.Fatal(err)
+	}
+	http.DefaultClient.CloseIdleConnections()
+	time.Sleep(100 * time.Millisecond) // let the servers notice the closed connections
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+
+	st, err := storage.Open(t.TempDir(), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	chainHTTP := &http.Client{Transport: &http.Transport{}}
+	defer chainHTTP.CloseIdleConnections()
+	p, err := New(Config{Store: st, Chain: chain.NewClient(c.srv.URL, chainHTTP), Key: key, SweepInterval: time.Millisecond,
+		Pull: PullConfig{AllowHTTP: true, AllowPrivateHosts: true, RetryDelay: time.Hour, Attempts: 5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p.Handler())
+	extra, _ := EncodeCreateAndAddExtra(signCreate(t, c.domain(), payer, p.Address(), 44, nil),
+		signAdd(t, c.domain(), payer, 44, 1, []pdp.PieceCID{piece}, nil))
+	// The source answers 404, so the pull sits in its hour-long retry delay when Close comes.
+	b, _ := json.Marshal(map[string]any{"extraData": hexOf(extra),
+		"pieces": []map[string]string{{"pieceCid": piece.String(), "sourceUrl": src.srv.URL + "/nothing/piece/" + piece.String()}}})
+	resp, err := http.Post(srv.URL+"/pdp/piece/pull", "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("pull: %d", resp.StatusCode)
+	}
+	time.Sleep(50 * time.Millisecond)
+	srv.Close()
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	http.DefaultClient.CloseIdleConnections()
 }
