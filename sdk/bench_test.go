@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/warmstore/warmstore/pdp"
 )
@@ -120,6 +121,63 @@ func BenchmarkUpload(b *testing.B) {
 			f.Close()
 		}
 	})
+}
+
+// BenchmarkUploadInterleaved runs the peer and the SDK alternately inside each iteration so
+// both see the same background load (the machine is shared), and reports their throughputs
+// and the ratio sdk/ingest as metrics.
+func BenchmarkUploadInterleaved(b *testing.B) {
+	size := benchSize(b)
+	path := benchFile(b, size)
+	d := newDevnet(b, 1)
+	c := d.newClient(1000)
+	dp := d.providers[0]
+	ctx := context.Background()
+	open := func(i int, tag byte) (io.Reader, func()) {
+		f, err := os.Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return io.MultiReader(bytes.NewReader([]byte{byte(i), tag}), io.LimitReader(f, size-2)), func() { f.Close() }
+	}
+	var tIngest, tSDK, tKnown time.Duration
+	for i := 0; b.Loop(); i++ {
+		r, done := open(i, 0xE0)
+		t0 := time.Now()
+		if _, err := dp.store.Ingest(ctx, r, nil); err != nil {
+			b.Fatal(err)
+		}
+		tIngest += time.Since(t0)
+		done()
+
+		r, done = open(i, 0xE1)
+		t0 = time.Now()
+		if res, err := c.Upload(ctx, r, UploadOptions{Copies: 1, Size: size}); err != nil || len(res.Copies) != 1 {
+			b.Fatalf("upload: %v", err)
+		}
+		tSDK += time.Since(t0)
+		done()
+
+		r, done = open(i, 0xE2)
+		p, err := pdp.CommP(r)
+		done()
+		if err != nil {
+			b.Fatal(err)
+		}
+		r, done = open(i, 0xE2)
+		t0 = time.Now()
+		if res, err := c.Upload(ctx, r, UploadOptions{Copies: 1, Size: size, PieceCID: &p}); err != nil || len(res.Copies) != 1 {
+			b.Fatalf("upload with known CID: %v", err)
+		}
+		tKnown += time.Since(t0)
+		done()
+	}
+	mbps := func(t time.Duration) float64 { return float64(size) * float64(b.N) / t.Seconds() / 1e6 }
+	b.ReportMetric(mbps(tIngest), "ingest-MB/s")
+	b.ReportMetric(mbps(tSDK), "sdk-MB/s")
+	b.ReportMetric(mbps(tKnown), "sdk-known-cid-MB/s")
+	b.ReportMetric(tIngest.Seconds()/tSDK.Seconds(), "sdk/ingest")
+	b.ReportMetric(tIngest.Seconds()/tKnown.Seconds(), "known-cid/ingest")
 }
 
 // BenchmarkDownload compares a verified download (windows hashed up to the piece root with
