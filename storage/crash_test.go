@@ -257,14 +257,19 @@ func TestCrashSIGKILL(t *testing.T) {
 		t.Skip("child")
 	}
 	dir := t.TempDir()
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("WARMSTORE_CRASH_SEED"); v != "" {
+		seed, _ = strconv.ParseUint(v, 10, 64)
+	}
+	t.Logf("kill schedule seed %d (set WARMSTORE_CRASH_SEED to replay the schedule)", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
 	type state struct {
 		acked, referenced, gone bool
 		piece                   pdp.PieceCID
 	}
 	seeds := map[uint64]*state{}
 	bySeedPiece := map[pdp.PieceCID]uint64{}
-	rounds := 6
+	rounds := 12
 	if raceEnabled {
 		rounds = 3
 	}
