@@ -275,3 +275,16 @@ func TestDevnetCommand(t *testing.T) {
 		t.Fatal("devnet did not stop")
 	}
 }
+
+// TestEveryFlagHasAnEnvironmentVariable keeps the promise that any flag can be set from the
+// environment (WARMSTORE_…).
+func TestEveryFlagHasAnEnvironmentVariable(t *testing.T) {
+	for _, cmd := range newApp(io.Discard, io.Discard).Commands {
+		for _, f := range cmd.Flags {
+			ev, ok := f.(interface{ GetEnvVars() []string })
+			if !ok || len(ev.GetEnvVars()) == 0 || !strings.HasPrefix(ev.GetEnvVars()[0], "WARMSTORE_") {
+				t.Errorf("sp %s --%s has no WARMSTORE_ environment variable", cmd.Name, f.Names()[0])
+			}
+		}
+	}
+}
