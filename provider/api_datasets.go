@@ -168,6 +168,17 @@ func (l *txLog) put(r *txRecord) {
 	}
 }
 
+// putIfAbsent records r unless its hash is known (the handler's own record is richer than one
+// rebuilt from chain events).
+func (l *txLog) putIfAbsent(r *txRecord) {
+	l.mu.Lock()
+	_, ok := l.byHash[normHash(r.hash)]
+	l.mu.Unlock()
+	if !ok {
+		l.put(r)
+	}
+}
+
 func (l *txLog) get(h string) (*txRecord, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -749,12 +760,15 @@ func (p *Provider) followChain() {
 			}
 			if mine {
 				ours[ev.DataSetID] = map[uint64]pdp.PieceCID{}
+				// Status URLs outlive a restart: the replay rebuilds the transaction records.
+				p.txs.putIfAbsent(&txRecord{hash: ev.Tx.Hex(), kind: "create", dataSetID: ev.DataSetID, epoch: ev.Epoch, at: p.now()})
 			}
 		case chain.EvPiecesAdded:
 			set, ok := ours[ev.DataSetID]
 			if !ok {
 				return nil
 			}
+			p.txs.putIfAbsent(&txRecord{hash: ev.Tx.Hex(), kind: "add", dataSetID: ev.DataSetID, pieceIDs: ev.PieceIDs, epoch: ev.Epoch, at: p.now()})
 			pieces, err := p.chain.Pieces(p.ctx, ev.DataSetID)
 			if err != nil {
 				return err

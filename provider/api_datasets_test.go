@@ -1,11 +1,14 @@
 package provider
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strings"
@@ -16,6 +19,7 @@ import (
 	"github.com/warmstore/warmstore/chain"
 	"github.com/warmstore/warmstore/chain/eip712"
 	"github.com/warmstore/warmstore/pdp"
+	"github.com/warmstore/warmstore/storage"
 )
 
 var txLocation = regexp.MustCompile(`/(0x[0-9a-f]{64})$`)
@@ -219,4 +223,54 @@ func TestDataSetRoutesWithoutChain(t *testing.T) {
 	r := newAPIRig(t, nil, 1, nil)
 	r.doJSON("POST", "/pdp/data-sets", map[string]any{"recordKeeper": common.Address{}.Hex(), "extraData": "0x00"}).wantError(t, http.StatusServiceUnavailable, "no_chain")
 	r.do("GET", "/pdp/data-sets/1", nil).wantError(t, http.StatusServiceUnavailable, "no_chain")
+}
+
+// After a restart on the same store and chain: sessions waiting for data survive, an upload
+// cut by the restart is dropped, status URLs answer again (rebuilt from chain events) and
+// references are kept.
+func TestRestartKeepsSessionsAndStatus(t *testing.T) {
+	c := newAPIChain(t)
+	r := newAPIRig(t, c, 1, nil)
+	payer := apiKey(t, 50)
+	c.fundPayer(t, payer)
+	data := apiPayload(60, 7000)
+	piece := r.upload(data)
+	dom := c.domain()
+	extra, _ := EncodeCreateAndAddExtra(signCreate(t, dom, payer, r.p.Address(), 9, nil), signAdd(t, dom, payer, 9, 1, []pdp.PieceCID{piece}, nil))
+	loc := r.doJSON("POST", "/pdp/data-sets/create-and-add", map[string]any{
+		"recordKeeper": c.info.WarmStorage.Hex(), "pieces": addItems(piece), "extraData": hexOf(extra),
+	}).want(t, http.StatusCreated).Header.Get("Location")
+	other := apiPayload(61, 3000)
+	waiting := r.doJSON("POST", "/pdp/piece", map[string]string{"pieceCid": commPOf(t, other).String()}).want(t, http.StatusCreated).Header.Get("Location")
+	cut, err := r.store.CreateSession(storage.Session{State: sessionUploading})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	r.srv.Close()
+	r.p.Close()
+	p2, err := New(Config{Store: r.store, Chain: c.client, Key: r.key, Now: r.clock.Now, SweepInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p2.Close()
+	r.p = p2
+	r.srv = httptest.NewServer(p2.Handler())
+	defer r.srv.Close()
+
+	if _, err := r.store.Session(cut.ID); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("interrupted upload session survived the restart: %v", err)
+	}
+	r.do("PUT", waiting, bytes.NewReader(other)).want(t, http.StatusNoContent)
+	waitUntil(t, "status rebuilt from chain events", func() bool {
+		return r.do("GET", loc, nil).StatusCode == http.StatusOK
+	})
+	var st CreatedStatus
+	r.do("GET", loc, nil).want(t, http.StatusOK).decode(t, &st)
+	if !st.DataSetCreated || st.DataSetID != 1 {
+		t.Fatalf("status after restart %+v", st)
+	}
+	if refs, _ := r.store.Refs(piece); len(refs) != 1 {
+		t.Fatalf("refs after restart %v", refs)
+	}
 }

@@ -262,6 +262,9 @@ func New(cfg Config) (*Provider, error) {
 		return nil, err
 	}
 	p.roots = roots
+	if err := p.dropInterruptedUploads(); err != nil {
+		return nil, err
+	}
 	p.handler = p.routes(gat)
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if cfg.SweepInterval > 0 {
@@ -344,4 +347,24 @@ func (p *Provider) Sweep(ctx context.Context) (int, error) {
 	}
 	p.pulls.expire(p.now().Add(-p.cfg.Pull.RecordTTL))
 	return n, nil
+}
+
+// dropInterruptedUploads deletes the sessions a previous run left receiving bytes: that upload
+// died with the process, and its client must start again (a PUT to it would otherwise be a
+// conflict until the session expired).
+func (p *Provider) dropInterruptedUploads() error {
+	all, err := p.store.ExpiredSessions(-100 * 365 * 24 * time.Hour) // every session
+	if err != nil {
+		return fmt.Errorf("provider: list upload sessions: %w", err)
+	}
+	for _, s := range all {
+		if s.State != sessionUploading {
+			continue
+		}
+		if err := p.store.DeleteSession(s.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("provider: drop interrupted upload %s: %w", s.ID, err)
+		}
+		p.log.Info("dropped upload interrupted by a restart", "session", s.ID)
+	}
+	return nil
 }
