@@ -29,20 +29,27 @@ type APIError struct {
 	Status  int
 	Code    string
 	Message string
+	// Rule is the payments rule behind a "payments" or "insufficient_funds" refusal.
+	Rule payments.Rule
 }
 
 func (e *APIError) Error() string {
 	return fmt.Sprintf("chain: %s (%d %s)", e.Message, e.Status, e.Code)
 }
 
-// Unwrap returns the sentinel error of the code.
-func (e *APIError) Unwrap() error {
+// Unwrap returns the sentinel error of the code and, when present, the payments rule, so
+// errors.Is(err, payments.ErrNotFullySettled) works across the wire too.
+func (e *APIError) Unwrap() []error {
+	sentinel := ErrInternal
 	for _, c := range errorCodes {
 		if c.code == e.Code {
-			return c.err
+			sentinel = c.err
 		}
 	}
-	return ErrInternal
+	if e.Rule != "" {
+		return []error{sentinel, e.Rule}
+	}
+	return []error{sentinel}
 }
 
 // Client talks to a chain server. It is safe for concurrent use; transactions of one key are
@@ -96,7 +103,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		if json.Unmarshal(raw, &eb) != nil || eb.Code == "" {
 			return &APIError{Status: resp.StatusCode, Code: "internal", Message: strings.TrimSpace(string(raw))}
 		}
-		return &APIError{Status: resp.StatusCode, Code: eb.Code, Message: eb.Error}
+		return &APIError{Status: resp.StatusCode, Code: eb.Code, Message: eb.Error, Rule: payments.Rule(eb.Rule)}
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {

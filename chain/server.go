@@ -12,6 +12,8 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/filecoin-project/go-state-types/abi"
+
+	"github.com/warmstore/warmstore/payments"
 )
 
 // HTTP API (JSON). Every state change is a signed Tx posted to /tx; everything else reads.
@@ -60,6 +62,8 @@ type Info struct {
 type ErrorBody struct {
 	Code  string `json:"code"`
 	Error string `json:"error"`
+	// Rule is the payments rule that refused the transaction, when one did.
+	Rule string `json:"rule,omitempty"`
 }
 
 // Server serves a Ledger over HTTP.
@@ -329,5 +333,10 @@ func writeError(w http.ResponseWriter, err error) {
 	if errors.As(err, &mbe) {
 		code = "malformed"
 	}
-	writeJSON(w, statusOf(code), ErrorBody{Code: code, Error: err.Error()})
+	body := ErrorBody{Code: code, Error: err.Error()}
+	var rule payments.Rule
+	if errors.As(err, &rule) {
+		body.Rule = string(rule)
+	}
+	writeJSON(w, statusOf(code), body)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/warmstore/warmstore/chain/eip712"
+	"github.com/warmstore/warmstore/payments"
 	"github.com/warmstore/warmstore/pdp"
 )
 
@@ -164,6 +165,10 @@ func TestHTTPClientEndToEnd(t *testing.T) {
 	// Malformed requests.
 	if _, err := c.DataSet(ctx, 999); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing data set: %v", err)
+	}
+	// A payments rule survives the trip: withdrawing more than is available.
+	if _, err := c.Withdraw(ctx, w.payer, WithdrawBody{Amount: tokens(1000)}); !errors.Is(err, ErrInsufficientFunds) || !errors.Is(err, payments.ErrWithdrawExceedsAvailable) {
+		t.Fatalf("overdraw over HTTP: %v", err)
 	}
 	if _, err := c.SubmitTx(ctx, &Tx{Kind: TxFaucet}); !errors.Is(err, ErrBadSignature) {
 		t.Fatalf("unsigned tx: %v", err)
