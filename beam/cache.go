@@ -28,8 +28,9 @@ type pieceCache struct {
 }
 
 type cacheEntry struct {
-	piece pdp.PieceCID
-	size  int64
+	piece   pdp.PieceCID
+	size    int64
+	touched time.Time // last modification time written, to write it at most once a minute
 }
 
 func openPieceCache(dir string, maxBytes int64) (*pieceCache, error) {
@@ -65,11 +66,11 @@ func openPieceCache(dir string, maxBytes int64) (*pieceCache, error) {
 			_ = os.Remove(filepath.Join(c.piecesDir(), d.Name()))
 			continue
 		}
-		all = append(all, found{cacheEntry{p, fi.Size()}, fi.ModTime()})
+		all = append(all, found{cacheEntry{piece: p, size: fi.Size()}, fi.ModTime()})
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].mod.After(all[j].mod) })
 	for _, f := range all {
-		c.byCID[f.e.piece] = c.order.PushBack(&cacheEntry{f.e.piece, f.e.size})
+		c.byCID[f.e.piece] = c.order.PushBack(&cacheEntry{piece: f.e.piece, size: f.e.size, touched: f.mod})
 		c.size += f.e.size
 	}
 	c.mu.Lock()
@@ -86,10 +87,16 @@ func (c *pieceCache) path(p pdp.PieceCID) string {
 
 // open returns the cached piece, marking it most recently used, or ok=false.
 func (c *pieceCache) open(p pdp.PieceCID) (f *os.File, ok bool) {
+	now := time.Now()
 	c.mu.Lock()
 	el, hit := c.byCID[p]
+	touch := false
 	if hit {
 		c.order.MoveToFront(el)
+		e := el.Value.(*cacheEntry)
+		if now.Sub(e.touched) > time.Minute {
+			e.touched, touch = now, true
+		}
 	}
 	c.mu.Unlock()
 	if !hit {
@@ -100,8 +107,9 @@ func (c *pieceCache) open(p pdp.PieceCID) (f *os.File, ok bool) {
 		c.drop(p)
 		return nil, false
 	}
-	now := time.Now()
-	_ = os.Chtimes(c.path(p), now, now) // recency survives a restart
+	if touch {
+		_ = os.Chtimes(c.path(p), now, now) // recency survives a restart (to the minute)
+	}
 	return f, true
 }
 
@@ -164,7 +172,7 @@ func (c *pieceCache) commit(f *os.File, p pdp.PieceCID) error {
 		c.order.MoveToFront(el)
 		return nil
 	}
-	c.byCID[p] = c.order.PushFront(&cacheEntry{p, size})
+	c.byCID[p] = c.order.PushFront(&cacheEntry{piece: p, size: size, touched: time.Now()})
 	c.size += size
 	c.evictLocked()
 	return nil

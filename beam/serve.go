@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -156,6 +157,17 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 }
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
+// ReadFrom keeps the server's sendfile path for cache hits.
+func (s *statusRecorder) ReadFrom(r io.Reader) (int64, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	if rf, ok := s.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(s.ResponseWriter, r)
+}
+
 func (e *Edge) handlePiece(rw http.ResponseWriter, r *http.Request) {
 	w := &statusRecorder{ResponseWriter: rw}
 	cacheLabel := "none"
@@ -297,13 +309,48 @@ func (c *clientWriter) write(p []byte) error {
 	return c.err
 }
 
+// copyFrom sends n bytes of f (at its offset) through the writer's ReadFrom, which is
+// sendfile(2) for an HTTP/1 connection, in limiter-sized steps.
+func (c *clientWriter) copyFrom(f *os.File, n uint64) error {
+	rf, _ := c.w.(io.ReaderFrom)
+	for n > 0 && c.err == nil {
+		k := n
+		if c.lim != nil {
+			k = min(k, uint64(c.lim.Burst()))
+			if err := c.lim.WaitN(c.ctx, int(k)); err != nil {
+				c.err = err
+				break
+			}
+		}
+		if c.first.IsZero() {
+			c.first = c.now() // headers are out; the first body byte leaves with this call
+		}
+		var m int64
+		var err error
+		if rf != nil {
+			m, err = rf.ReadFrom(io.LimitReader(f, int64(k)))
+		} else {
+			m, err = io.Copy(c.w, io.LimitReader(f, int64(k)))
+		}
+		c.written += uint64(m)
+		n -= uint64(m)
+		if err == nil && uint64(m) < k {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			c.err = err
+		}
+	}
+	return c.err
+}
+
 func (c *clientWriter) flush() {
 	if c.err == nil {
 		_ = http.NewResponseController(c.w).Flush()
 	}
 }
 
-func (e *Edge) serveHit(w http.ResponseWriter, r *http.Request, f io.ReaderAt, cands []candidate, key string, start, end, size uint64, partial bool) {
+func (e *Edge) serveHit(w http.ResponseWriter, r *http.Request, f *os.File, cands []candidate, key string, start, end, size uint64, partial bool) {
 	t0 := e.now()
 	n := end - start
 	var set uint64
@@ -323,18 +370,10 @@ func (e *Edge) serveHit(w http.ResponseWriter, r *http.Request, f io.ReaderAt, c
 	h.Set("X-Data-Set-ID", strconv.FormatUint(set, 10))
 	w.WriteHeader(statusFor(partial))
 	cw := &clientWriter{w: w, ctx: r.Context(), lim: e.limits.byteLimiter(key, t0), now: e.now}
-	buf := make([]byte, min(n, copyChunk))
-	for off := start; off < end && cw.err == nil; {
-		k := min(uint64(len(buf)), end-off)
-		m, err := f.ReadAt(buf[:k], int64(off))
-		if m > 0 {
-			_ = cw.write(buf[:m])
-			off += uint64(m)
-		}
-		if err != nil && !(errors.Is(err, io.EOF) && off == end) {
-			e.log.Error("beam: read cached piece", "err", err)
-			break
-		}
+	if _, err := f.Seek(int64(start), io.SeekStart); err != nil {
+		e.log.Error("beam: seek cached piece", "err", err)
+	} else {
+		_ = cw.copyFrom(f, n)
 	}
 	if err := e.meter.settle(set, n, false, cw.written, false); err != nil {
 		e.log.Error("beam: meter", "err", err)

@@ -3,12 +3,15 @@ package beam
 import (
 	"errors"
 	mathbig "math/big"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/warmstore/warmstore/chain"
+	"github.com/warmstore/warmstore/pdp"
 )
 
 func TestParseRange(t *testing.T) {
@@ -136,4 +139,75 @@ func TestNewValidatesConfig(t *testing.T) {
 	if _, err := New(Config{Dir: "x"}); err == nil {
 		t.Fatal("config without a key accepted")
 	}
+}
+
+// The cache evicts the least recently used piece past its bound, and a reopened cache keeps
+// the pieces and drops unverified leftovers.
+func TestPieceCacheLRUAndReopen(t *testing.T) {
+	dir := t.TempDir()
+	c, err := openPieceCache(dir, 25_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill := func(c *pieceCache, seed uint64) pdp.PieceCID {
+		data, p := makePiece(t, seed, 10_000)
+		f, err := c.createTemp()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.commit(f, p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	a, b := fill(c, 1), fill(c, 2)
+	if f, ok := c.open(a); !ok { // a is now the most recent
+		t.Fatal("a missing")
+	} else {
+		f.Close()
+	}
+	cc := fill(c, 3) // 30 000 > 25 000: b goes
+	if c.has(b) || !c.has(a) || !c.has(cc) {
+		t.Fatalf("after eviction: a %v b %v c %v; want b evicted", c.has(a), c.has(b), c.has(cc))
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pieces", b.String())); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("evicted file still on disk: %v", err)
+	}
+	// A crash mid-fill leaves a temp file; a truncated file under a piece name is not a piece.
+	if err := os.WriteFile(filepath.Join(dir, "tmp", "fill-x"), []byte("partial"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, d := makePiece(t, 4, 10_000)
+	if err := os.WriteFile(filepath.Join(dir, "pieces", d.String()), []byte("short"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := openPieceCache(dir, 25_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c2.has(a) || !c2.has(cc) || c2.has(d) {
+		t.Fatalf("reopened: a %v c %v truncated %v", c2.has(a), c2.has(cc), c2.has(d))
+	}
+	if left, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(left) != 0 {
+		t.Fatalf("temp leftovers kept: %d", len(left))
+	}
+	if err := c2.commit(mustTemp(t, c2), mustPieceTooBig(t)); !errors.Is(err, errTooLarge) {
+		t.Fatalf("piece larger than the cache: %v", err)
+	}
+}
+
+func mustTemp(t *testing.T, c *pieceCache) *os.File {
+	f, err := c.createTemp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func mustPieceTooBig(t *testing.T) pdp.PieceCID {
+	_, p := makePiece(t, 5, 30_000)
+	return p
 }
