@@ -37,6 +37,11 @@ type provingRig struct {
 }
 
 func newProvingRig(t *testing.T, parallel int) *provingRig {
+	return newProvingRigWith(t, parallel, nil)
+}
+
+// newProvingRigWith lets a test wrap the store the prover reads proofs from.
+func newProvingRigWith(t *testing.T, parallel int, wrap func(PieceProver) PieceProver) *provingRig {
 	t.Helper()
 	ctx := context.Background()
 	tl := newTestLedger(t, testConfig())
@@ -56,7 +61,11 @@ func newProvingRig(t *testing.T, parallel int) *provingRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.prover, err = NewProver(ProverConfig{Chain: tl.client, Key: spKey, Store: r.store, Parallel: parallel,
+	var pp PieceProver = r.store
+	if wrap != nil {
+		pp = wrap(pp)
+	}
+	r.prover, err = NewProver(ProverConfig{Chain: tl.client, Key: spKey, Store: pp, Parallel: parallel,
 		PollInterval: 5 * time.Millisecond, RetryBackoff: 10 * time.Millisecond, Metrics: m})
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package provider
 import (
 	"bytes"
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -193,3 +194,60 @@ func removalOf(ds *chain.DataSet, ids ...uint64) eip712.SchedulePieceRemovals {
 }
 
 func pieceOfPayload(payload []byte) (pdp.PieceCID, error) { return pdp.CommP(bytes.NewReader(payload)) }
+
+// concurrencyProbe passes proofs through from the real store and records how many calls
+// overlapped.
+type concurrencyProbe struct {
+	next PieceProver
+	mu   sync.Mutex
+	cur  int
+	peak int
+}
+
+func (c *concurrencyProbe) ProveLeaves(ctx context.Context, piece pdp.PieceCID, leaves []uint64) ([]pdp.Proof, error) {
+	c.mu.Lock()
+	c.cur++
+	c.peak = max(c.peak, c.cur)
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.cur--
+		c.mu.Unlock()
+	}()
+	time.Sleep(20 * time.Millisecond) // long enough for unbounded work to overlap
+	return c.next.ProveLeaves(ctx, piece, leaves)
+}
+
+// TestProverParallelismIsBounded: with Parallel 2, four data sets due at once are all proven,
+// never more than two at a time.
+func TestProverParallelismIsBounded(t *testing.T) {
+	probe := &concurrencyProbe{}
+	r := newProvingRigWith(t, 2, func(s PieceProver) PieceProver { probe.next = s; return probe })
+	var ids []uint64
+	for i := range 4 {
+		c := r.ingest(randomPayload(uint64(100+i), 5_000+1000*i))
+		id := r.payer.createDataSet(t, r.tl, r.sp)
+		r.payer.addPieces(t, r.tl, r.sp, id, c)
+		ids = append(ids, id)
+	}
+	waitFor(t, "all scheduled", 10*time.Second, func() bool {
+		for _, id := range ids {
+			if r.tl.dataSet(id).Deadline == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	r.provePeriod(ids...)
+	probe.mu.Lock()
+	defer probe.mu.Unlock()
+	if probe.peak > 2 {
+		t.Fatalf("%d data sets proven at once, bound is 2", probe.peak)
+	}
+	if probe.peak < 2 {
+		t.Logf("peak concurrency %d (the bound was not reached on this run)", probe.peak)
+	}
+	if ok := counterValue(t, r.prover.m.ProofsOK); ok != 4 {
+		t.Fatalf("ok = %v, want 4", ok)
+	}
+}
