@@ -329,3 +329,21 @@ func (e *Edge) probe(ctx context.Context, prov common.Address, base string, p pd
 	e.board.record(prov, smp)
 	e.metrics.observeOrigin(prov.Hex(), "probe", smp)
 }
+
+// ErrNotAuthorized means the chain does not list this edge among those allowed to report
+// usage: whatever it served would go unbilled.
+var ErrNotAuthorized = errors.New("beam: edge is not authorized on the chain")
+
+// CheckAuthorized asks the chain whether this edge's address may report usage.
+func (e *Edge) CheckAuthorized(ctx context.Context) error {
+	in, err := e.cl.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("beam: chain info: %w", err)
+	}
+	for _, a := range in.Edges {
+		if a == e.addr {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s is not in the chain's genesis edges %v", ErrNotAuthorized, e.addr.Hex(), in.Edges)
+}
