@@ -200,11 +200,20 @@ func parseDigestV2(d []byte) (PieceCID, error) {
 	}
 	p := PieceCID{Height: d[n], Padding: padding}
 	copy(p.Root[:], d[n+1:])
+	if p.isEmptyPiece() {
+		// FRC-0069 defines the CID of a 0-byte payload, and `client commp` prints it for an
+		// empty file, so it must parse back. PDPVerifier still refuses to add it (a piece
+		// without data has nothing to prove): Validate reports that where pieces are added.
+		return p, nil
+	}
 	if err := p.Validate(); err != nil {
 		return PieceCID{}, err
 	}
 	return p, nil
 }
+
+// isEmptyPiece reports whether p is FRC-0069's 0-byte piece: height 2, all 127 bytes padding.
+func (p PieceCID) isEmptyPiece() bool { return p.Height == 2 && p.Padding == rawCapacity(2) }
 
 // PieceRef is what a URL or a request may name a piece by: a v2 CID (root and size) or a v1
 // CID (root only). Sized says which; Piece is set only when Sized.
