@@ -43,7 +43,7 @@ func openFaulty(t *testing.T, dir string, opts Options) (*Store, *faultfs.FS) {
 // success (and then intact), and no blob or temporary file is left that the index does not name.
 func TestCrashIngestEveryStep(t *testing.T) {
 	a := payload(1, 300_000)
-	b := payload(2, 2<<20+1000) // three 1 MiB writes
+	b := payload(2, 1<<20+1000) // two writes: one aligned 1 MiB chunk, one padded tail
 	pa, pb := commP(t, a), commP(t, b)
 	steps := 0
 	for n := 0; ; n++ {

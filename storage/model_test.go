@@ -28,7 +28,7 @@ func TestRefsGCStateMachine(t *testing.T) {
 	if f := flag.Lookup("rapid.checks"); f != nil && f.Value.String() == "100" {
 		f.Value.Set("30")
 		if raceEnabled {
-			f.Value.Set("12")
+			f.Value.Set("8")
 		}
 		defer f.Value.Set("100")
 	}
