@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +79,24 @@ func TestMetricsAndStatsAPI(t *testing.T) {
 	}
 	if len(st.Series[r.origins[0].addr()]) == 0 {
 		t.Error("no time series")
+	}
+	// Every metric the Grafana dashboard queries is one the edge exports.
+	raw, err := os.ReadFile("grafana/warmstore-beam.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash map[string]any
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatalf("grafana dashboard is not JSON: %v", err)
+	}
+	names := regexp.MustCompile(`beam_[a-z_]+`).FindAllString(string(raw), -1)
+	if len(names) < 8 {
+		t.Fatalf("grafana dashboard queries only %v", names)
+	}
+	for _, n := range names {
+		if !strings.Contains(string(body), "\n"+n) && !strings.Contains(string(body), n+"{") && !strings.Contains(string(body), n+" ") {
+			t.Errorf("grafana dashboard queries %s, which /metrics does not export", n)
+		}
 	}
 }
 

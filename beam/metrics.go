@@ -35,6 +35,9 @@ func newEdgeMetrics(cache *pieceCache) *edgeMetrics {
 	m.reports = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "beam_usage_reports_total", Help: "Usage reports sent to the chain, by result."}, []string{"result"})
 	m.cacheBytes = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "beam_cache_bytes", Help: "Bytes in the piece cache."}, func() float64 { b, _ := cache.usage(); return float64(b) })
 	m.cachePieces = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "beam_cache_pieces", Help: "Pieces in the piece cache."}, func() float64 { _, n := cache.usage(); return float64(n) })
+	for _, r := range []string{"ok", "error"} {
+		m.reports.WithLabelValues(r) // exported at 0 before the first report
+	}
 	m.reg.MustRegister(m.requests, m.egress, m.serveTTFB, m.originTTFB, m.originTTLB, m.originFetch, m.originBytes, m.rateLimited, m.reports, m.cacheBytes, m.cachePieces)
 	return m
 }
