@@ -278,6 +278,12 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 	}()
 	go func() {
 		defer n.wg.Done()
+		// Settling can record faults; start once the prover follows the chain so it counts them.
+		select {
+		case <-n.Prover.Ready():
+		case <-runCtx.Done():
+			return
+		}
 		_ = n.Settler.Run(runCtx)
 	}()
 	n.log.Info("provider started", "url", n.url, "address", n.Address(), "chain", n.chainURL)

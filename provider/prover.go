@@ -59,6 +59,9 @@ type Prover struct {
 	sets  map[uint64]*provingSet
 	dirty map[uint64]bool
 	wake  chan struct{}
+
+	ready     chan struct{}
+	readyOnce sync.Once
 }
 
 // provingSet is the prover's local state of one data set.
@@ -93,7 +96,7 @@ func NewProver(cfg ProverConfig) (*Prover, error) {
 		cfg.RetryBackoff = 250 * time.Millisecond
 	}
 	p := &Prover{cfg: cfg, addr: crypto.PubkeyToAddress(cfg.Key.PublicKey), log: cfg.Logger, m: cfg.Metrics,
-		sets: map[uint64]*provingSet{}, dirty: map[uint64]bool{}, wake: make(chan struct{}, 1)}
+		sets: map[uint64]*provingSet{}, dirty: map[uint64]bool{}, wake: make(chan struct{}, 1), ready: make(chan struct{})}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -118,9 +121,15 @@ func (p *Prover) DataSets() []uint64 {
 	return out
 }
 
+// Ready is closed once Run has read the chain and follows its events (or has given up):
+// anything that happens on chain after it, such as faults recorded by a settlement, is seen
+// by the prover.
+func (p *Prover) Ready() <-chan struct{} { return p.ready }
+
 // Run proves until ctx ends. It returns ctx's error, or an error if the chain cannot be
 // reached at startup.
 func (p *Prover) Run(ctx context.Context) error {
+	defer p.readyOnce.Do(func() { close(p.ready) })
 	var info *chain.Info
 	err := p.retry(ctx, "read chain info", func() error {
 		var err error
@@ -133,6 +142,7 @@ func (p *Prover) Run(ctx context.Context) error {
 	p.params = ProvingParamsOf(info)
 	// Events from the head on; the listing below covers everything before it.
 	cursor := info.Head.EventSeq
+	p.readyOnce.Do(func() { close(p.ready) })
 	if err := p.resync(ctx); err != nil {
 		return err
 	}
