@@ -68,6 +68,9 @@ func unpack(args abi.Arguments, b []byte, what string, limit int) ([]any, error)
 	if len(b) > limit {
 		return nil, fmt.Errorf("%w: %s extraData is %d bytes, max %d", ErrExtraData, what, len(b), limit)
 	}
+	if err := checkDecodedSize(args, b); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrExtraData, what, err)
+	}
 	vals, err := args.Unpack(b)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrExtraData, what, err)
@@ -241,4 +244,141 @@ func nonNil(b []byte) []byte {
 		return []byte{}
 	}
 	return b
+}
+
+// checkDecodedSize walks the heads of b before the ABI decoder materializes it. ABI offsets
+// may point anywhere, so a hostile payload can make many array elements share one string and
+// decode a few kilobytes into gigabytes. A canonical encoding gives every element its own head
+// word and every string its own data, so the decoded strings and bytes can never total more
+// than the input; anything that does is refused.
+func checkDecodedSize(args abi.Arguments, b []byte) error {
+	w := sizeWalker{buf: b, budget: len(b)}
+	for i, a := range args {
+		head := uint64(32 * i)
+		switch a.Type.String() {
+		case "address", "uint256":
+			if uint64(len(b)) < head+32 {
+				return fmt.Errorf("argument %d is past the end (%d bytes)", i, len(b))
+			}
+		case "bytes", "string":
+			off, err := w.word(head)
+			if err != nil {
+				return err
+			}
+			if err := w.bytesAt(0, off); err != nil {
+				return err
+			}
+		case "string[]":
+			off, err := w.word(head)
+			if err != nil {
+				return err
+			}
+			if err := w.stringArrayAt(0, off); err != nil {
+				return err
+			}
+		case "string[][]":
+			off, err := w.word(head)
+			if err != nil {
+				return err
+			}
+			if err := w.nestedStringArrayAt(0, off); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("no size check for ABI type %s", a.Type)
+		}
+	}
+	return nil
+}
+
+// sizeWalker charges every decoded byte and element against budget.
+type sizeWalker struct {
+	buf    []byte
+	budget int
+}
+
+func (w *sizeWalker) charge(n uint64) error {
+	if n > uint64(w.budget) {
+		return errors.New("decoded size exceeds the payload (aliased offsets)")
+	}
+	w.budget -= int(n)
+	return nil
+}
+
+// word reads the 32-byte word at pos as a uint64 (larger values are refused: every length and
+// offset here is far below 2^64).
+func (w *sizeWalker) word(pos uint64) (uint64, error) {
+	if pos > uint64(len(w.buf)) || uint64(len(w.buf))-pos < 32 {
+		return 0, fmt.Errorf("word at %d is past the end (%d bytes)", pos, len(w.buf))
+	}
+	for _, c := range w.buf[pos : pos+24] {
+		if c != 0 {
+			return 0, fmt.Errorf("word at %d does not fit 64 bits", pos)
+		}
+	}
+	var v uint64
+	for _, c := range w.buf[pos+24 : pos+32] {
+		v = v<<8 | uint64(c)
+	}
+	return v, nil
+}
+
+func (w *sizeWalker) bytesAt(base, off uint64) error {
+	if off > uint64(len(w.buf)) {
+		return fmt.Errorf("offset %d is past the end", off)
+	}
+	n, err := w.word(base + off)
+	if err != nil {
+		return err
+	}
+	return w.charge(n)
+}
+
+func (w *sizeWalker) arrayAt(base, off uint64) (start, n uint64, err error) {
+	if off > uint64(len(w.buf)) {
+		return 0, 0, fmt.Errorf("offset %d is past the end", off)
+	}
+	p := base + off
+	if n, err = w.word(p); err != nil {
+		return 0, 0, err
+	}
+	// One head word per element, charged like data.
+	if n > uint64(len(w.buf))/32 {
+		return 0, 0, fmt.Errorf("array of %d elements in %d bytes", n, len(w.buf))
+	}
+	return p + 32, n, w.charge(32 * n)
+}
+
+func (w *sizeWalker) stringArrayAt(base, off uint64) error {
+	start, n, err := w.arrayAt(base, off)
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		eo, err := w.word(start + 32*i)
+		if err != nil {
+			return err
+		}
+		if err := w.bytesAt(start, eo); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *sizeWalker) nestedStringArrayAt(base, off uint64) error {
+	start, n, err := w.arrayAt(base, off)
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		eo, err := w.word(start + 32*i)
+		if err != nil {
+			return err
+		}
+		if err := w.stringArrayAt(start, eo); err != nil {
+			return err
+		}
+	}
+	return nil
 }

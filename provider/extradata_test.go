@@ -126,7 +126,7 @@ func extraSeeds() [][]byte {
 	ab, _ := EncodeAddPiecesExtra(a)
 	cab, _ := EncodeCreateAndAddExtra(c, a)
 	sb, _ := EncodeSignatureExtra(bytes.Repeat([]byte{9}, 65))
-	return [][]byte{cb, ab, cab, sb, nil, {0}, make([]byte, 32), make([]byte, 160), bytes.Repeat([]byte{0xff}, 200)}
+	return [][]byte{cb, ab, cab, sb, nil, {0}, make([]byte, 32), make([]byte, 160), bytes.Repeat([]byte{0xff}, 200), aliasBomb(3, 100)}
 }
 
 // FuzzDecodeExtraData feeds arbitrary bytes to every decoder: none may panic or allocate
@@ -148,6 +148,15 @@ func FuzzDecodeExtraData(f *testing.F) {
 			}
 		}
 		if a, err := DecodeAddPiecesExtra(b); err == nil {
+			total := len(a.Signature)
+			for _, m := range a.PieceMetadata {
+				for _, e := range m {
+					total += len(e.Key) + len(e.Value)
+				}
+			}
+			if total > len(b) {
+				t.Fatalf("%d bytes decoded to %d: amplification", len(b), total)
+			}
 			re, err := EncodeAddPiecesExtra(a)
 			if err != nil {
 				t.Fatal(err)
@@ -192,4 +201,62 @@ func normAdd(a AddPiecesExtra) AddPiecesExtra {
 		a.Signature = nil
 	}
 	return a
+}
+
+// aliasBomb is addPieces extraData whose keys are n arrays that all point at one inner array of
+// n strings that all point at one s-byte string: a few kilobytes that a plain ABI decoder
+// expands to n·n·s bytes.
+func aliasBomb(n, s int) []byte {
+	word := func(v uint64) []byte {
+		w := make([]byte, 32)
+		for i := 0; i < 8; i++ {
+			w[31-i] = byte(v >> (8 * i))
+		}
+		return w
+	}
+	var b []byte
+	// Heads: nonce, keys offset, values offset, sig offset.
+	keysOff := uint64(4 * 32)
+	outerLen := uint64(32 + 32*n)
+	innerOff := uint64(32 * n) // relative to the outer array's element area: right after the element heads
+	innerLen := uint64(32 + 32*n)
+	strOff := uint64(32 * n) // relative to the inner array's element area
+	strLen := uint64(32 + (s+31)/32*32)
+	valuesOff := keysOff + outerLen + innerLen + strLen
+	emptyOuter := uint64(32)
+	sigOff := valuesOff + emptyOuter
+	b = append(b, word(1)...)
+	b = append(b, word(keysOff)...)
+	b = append(b, word(valuesOff)...)
+	b = append(b, word(sigOff)...)
+	b = append(b, word(uint64(n))...) // outer length
+	for range n {
+		b = append(b, word(innerOff)...)
+	}
+	b = append(b, word(uint64(n))...) // inner length
+	for range n {
+		b = append(b, word(strOff)...)
+	}
+	b = append(b, word(uint64(s))...)
+	b = append(b, make([]byte, (s+31)/32*32)...)
+	b = append(b, word(0)...) // values: empty outer array
+	b = append(b, word(0)...) // sig: empty bytes
+	return b
+}
+
+func TestExtraDataAliasBombIsRefused(t *testing.T) {
+	b := aliasBomb(400, 20_000) // 46 KB in, 3.2 GB out for a naive decoder
+	if len(b) > MaxAddExtraData {
+		t.Fatalf("bomb of %d bytes exceeds the add limit", len(b))
+	}
+	_, err := DecodeAddPiecesExtra(b)
+	if !errors.Is(err, ErrExtraData) || !strings.Contains(err.Error(), "aliased") {
+		t.Fatalf("alias bomb: %v", err)
+	}
+	// The same shape at 1 × 1 × 10 bytes passes the size check and reaches the decoder, which
+	// refuses it for its real defect (one key list, no value list).
+	_, err = DecodeAddPiecesExtra(aliasBomb(1, 10))
+	if !errors.Is(err, ErrExtraData) || strings.Contains(err.Error(), "aliased") || !strings.Contains(err.Error(), "metadata for 1 pieces but values for 0") {
+		t.Fatalf("small payload: %v", err)
+	}
 }
