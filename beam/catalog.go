@@ -214,15 +214,18 @@ func (f *follower) apply(ctx context.Context, ev chain.Event) error {
 		}
 		f.cat.mu.Unlock()
 	case chain.EvUsageReported:
+		// The lower lockup and the reported bytes change together, so admission never sees
+		// the one without the other.
+		var mine func()
 		if ev.Address != nil && *ev.Address == f.cat.edge {
-			f.cat.mu.Lock()
-			u := f.cat.reported[ev.DataSetID]
-			u.CDN += ev.Bytes
-			u.Miss += ev.CacheMissBytes
-			f.cat.reported[ev.DataSetID] = u
-			f.cat.mu.Unlock()
+			mine = func() {
+				u := f.cat.reported[ev.DataSetID]
+				u.CDN += ev.Bytes
+				u.Miss += ev.CacheMissBytes
+				f.cat.reported[ev.DataSetID] = u
+			}
 		}
-		if err := f.refreshSet(ctx, ev.DataSetID, false); err != nil {
+		if err := f.refreshSetThen(ctx, ev.DataSetID, false, mine); err != nil {
 			return err
 		}
 	case chain.EvCDNToppedUp:
@@ -236,8 +239,19 @@ func (f *follower) apply(ctx context.Context, ev chain.Event) error {
 // refreshSet rereads a data set (and, with pieces, its piece list) and its CDN rails. A data
 // set that no longer exists is dropped.
 func (f *follower) refreshSet(ctx context.Context, id uint64, pieces bool) error {
+	return f.refreshSetThen(ctx, id, pieces, nil)
+}
+
+// refreshSetThen is refreshSet that also runs locked (when non-nil) under the catalog's lock
+// with the new state.
+func (f *follower) refreshSetThen(ctx context.Context, id uint64, pieces bool, locked func()) error {
 	ds, err := f.cl.DataSet(ctx, id)
 	if errors.Is(err, chain.ErrNotFound) {
+		if locked != nil {
+			f.cat.mu.Lock()
+			locked()
+			f.cat.mu.Unlock()
+		}
 		return nil
 	}
 	if err != nil {
@@ -296,6 +310,9 @@ func (f *follower) refreshSet(ctx context.Context, id uint64, pieces bool) error
 		m[id] = p.CID
 	}
 	f.cat.sets[id] = n
+	if locked != nil {
+		locked()
+	}
 	return nil
 }
 

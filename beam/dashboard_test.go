@@ -3,6 +3,7 @@ package beam
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -182,5 +183,50 @@ func TestDashboardInHeadlessChromium(t *testing.T) {
 	}
 	if !strings.Contains(dom, "100.0%") {
 		t.Error("success rates missing")
+	}
+}
+
+// Start is the one-call form a devnet uses: it serves, follows the chain, and on Close sends
+// the last usage report.
+func TestStartServesAndReportsOnClose(t *testing.T) {
+	r := newRig(t, 1)
+	data, p := makePiece(t, 300, 9000)
+	r.store(r.origins[0], data, p)
+	ds := r.dataSet(r.origins[0], true, p)
+	ctx := context.Background()
+	s, err := Start(ctx, "127.0.0.1:0", Config{ChainURL: r.chainSv.URL, Key: r.edgeKey, Dir: t.TempDir(), ReportInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Edge.CheckAuthorized(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stranger, err := New(Config{ChainURL: r.chainSv.URL, Key: testKey(t, 77), Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stranger.CheckAuthorized(ctx); !errors.Is(err, ErrNotAuthorized) {
+		t.Fatalf("unlisted edge: %v, want ErrNotAuthorized", err)
+	}
+	stranger.Close()
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := s.Edge.Sync(sctx); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(s.URL() + "/" + r.addr(r.payer).Hex() + "/" + p.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if len(body) != len(data) {
+		t.Fatalf("got %d bytes", len(body))
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.usageEvents(r.addr(r.edgeKey))[ds]; got.CDN != 9000 || got.Miss != 9000 {
+		t.Fatalf("billed on close: %+v, want 9000/9000", got)
 	}
 }

@@ -418,6 +418,7 @@ func TestRateLimitPerRequester(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	r.startEdge(func(c *Config) {
 		c.RequestsPerSecond, c.RequestBurst = 1, 2
+		c.TrustForwardedFor = true
 		c.Now = func() time.Time { return now } // frozen: no tokens come back
 	})
 	for i := 0; i < 2; i++ {
@@ -429,10 +430,9 @@ func TestRateLimitPerRequester(t *testing.T) {
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("third request: %d (Retry-After %q), want 429", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	// Another requester is not affected.
+	// Another requester (behind the trusted proxy) is not affected.
 	req, _ := http.NewRequest(http.MethodGet, r.edgeSv.URL+"/"+r.addr(r.payer).Hex()+"/"+p.String(), nil)
-	req.Header.Set("X-Forwarded-For", "192.0.2.7")
-	r.edge.cfg.TrustForwardedFor = true
+	req.Header.Set("X-Forwarded-For", "192.0.2.7, 10.0.0.1")
 	resp2, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -440,5 +440,25 @@ func TestRateLimitPerRequester(t *testing.T) {
 	resp2.Body.Close()
 	if resp2.StatusCode != 200 {
 		t.Fatalf("other requester: %d", resp2.StatusCode)
+	}
+}
+
+// The egress limit slows a requester down rather than cutting it off: a 96 KiB piece at
+// 64 KiB/s with a 16 KiB burst cannot arrive in under a second, and arrives whole.
+func TestEgressRatePerRequester(t *testing.T) {
+	r := newRig(t, 1)
+	data, p := makePiece(t, 12, 96<<10)
+	r.store(r.origins[0], data, p)
+	r.dataSet(r.origins[0], true, p)
+	r.startEdge(func(c *Config) { c.EgressBytesPerSecond, c.EgressBurst = 64<<10, 16<<10 })
+	for _, want := range []string{"MISS", "HIT"} {
+		start := time.Now()
+		resp, body, err := r.get(p, "")
+		if err != nil || !bytes.Equal(body, data) || resp.Header.Get("X-Cache") != want {
+			t.Fatalf("%s: %v, equal %v", want, err, bytes.Equal(body, data))
+		}
+		if el := time.Since(start); el < 900*time.Millisecond && want == "HIT" {
+			t.Fatalf("%s: 96 KiB in %v at 64 KiB/s (burst 16 KiB): not limited", want, el)
+		}
 	}
 }
