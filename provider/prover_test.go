@@ -251,3 +251,70 @@ func TestProverParallelismIsBounded(t *testing.T) {
 		t.Fatalf("ok = %v, want 4", ok)
 	}
 }
+
+// TestProverAndSettlerStopAtServiceEnd: after a consent termination the prover stops proving
+// the set once its service has ended, and the settler settles it exactly to the end epoch,
+// paying the proven periods only.
+func TestProverAndSettlerStopAtServiceEnd(t *testing.T) {
+	ctx := context.Background()
+	r := newProvingRig(t, 2)
+	tl := r.tl
+	m := tl.ledger.Config().ProvingPeriod
+	id := r.payer.createDataSet(t, tl, r.sp)
+	r.payer.addPieces(t, tl, r.sp, id, r.ingest(randomPayload(8, 30_000)))
+	waitFor(t, "scheduled", 10*time.Second, func() bool { return tl.dataSet(id).Deadline != 0 })
+	d1 := r.provePeriod(id)
+	d2 := r.provePeriod(id)
+
+	// Mid-period 3, before its window: the payer consents to end the service now.
+	end := d2 + 5
+	tl.clock.Set(end)
+	dom, _ := tl.client.Domain(ctx)
+	sig, err := dom.Sign(r.payer.key, eip712.TerminateService{DataSetID: big.NewIntUnsigned(id).Int})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tl.client.TerminateService(ctx, r.sp, chain.TerminateServiceBody{DataSetID: id, Signature: sig}); err != nil {
+		t.Fatal(err)
+	}
+	if got := tl.dataSet(id).EndEpoch; got != end {
+		t.Fatalf("end epoch %d, want %d", got, end)
+	}
+	proofs := len(tl.proofArrivals())
+	// Past the end (and past period 3's deadline): nothing more is proven or scheduled.
+	tl.clock.Set(d2 + m + 1)
+	waitFor(t, "the prover to drop the ended set", 10*time.Second, func() bool { return len(r.prover.DataSets()) == 0 })
+	if n := len(tl.proofArrivals()); n != proofs {
+		t.Fatalf("%d proofs submitted after the service ended", n-proofs)
+	}
+	got, err := r.settler.SettleOnce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].SettledUpTo != end {
+		t.Fatalf("settlements %+v, want one to the end epoch %d", got, end)
+	}
+	rail, err := tl.client.Rail(ctx, tl.dataSet(id).PDPRail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The settlement paid the two proven periods and nothing for the unproven tail.
+	want := big.Mul(rail.PaymentRate, big.NewInt(int64(2*m)))
+	if sum := sumSettled(t, tl, uint64(rail.ID)); !sum.Equals(want) {
+		t.Fatalf("rail %d paid %v gross, want rate × %d = %v (periods ending %d and %d)", rail.ID, sum, 2*m, want, d1, d2)
+	}
+	if again, err := r.settler.SettleOnce(ctx); err != nil || len(again) != 0 {
+		t.Fatalf("settling an ended rail again: %+v, %v", again, err)
+	}
+}
+
+func sumSettled(t testing.TB, tl *testLedger, rail uint64) big.Int {
+	t.Helper()
+	sum := big.Zero()
+	for _, ev := range tl.events(chain.EvRailSettled, 0) {
+		if ev.RailID == rail {
+			sum = big.Add(sum, *ev.Amount)
+		}
+	}
+	return sum
+}
