@@ -274,3 +274,12 @@ func TestRestartKeepsSessionsAndStatus(t *testing.T) {
 		t.Fatalf("refs after restart %v", refs)
 	}
 }
+
+// When the chain is down, data-set routes answer 502 with a message; uploads keep working.
+func TestChainUnreachableIs502(t *testing.T) {
+	c := newAPIChain(t)
+	r := newAPIRig(t, c, 1, nil)
+	c.srv.Close()
+	r.do("GET", "/pdp/data-sets/1", nil).wantError(t, http.StatusBadGateway, "chain_unreachable")
+	r.upload(apiPayload(70, 1000))
+}

@@ -61,8 +61,8 @@ type Config struct {
 	Chain *chain.Client
 	// Key is the provider's secp256k1 key: it signs the chain transactions the API sends.
 	Key *ecdsa.PrivateKey
-	// ServiceURL is the provider's public base URL (e.g. "https://sp.example"), used in logs
-	// and returned by Info.
+	// ServiceURL is the provider's public base URL (e.g. "https://sp.example"), for logs; the
+	// chain registration that publishes it is the daemon's business.
 	ServiceURL string
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
@@ -275,6 +275,8 @@ func New(cfg Config) (*Provider, error) {
 		p.wg.Add(1)
 		go p.followChain()
 	}
+	p.log.Info("provider API ready", "address", p.address.Hex(), "serviceURL", cfg.ServiceURL,
+		"maxPieceSize", cfg.MaxPieceSize, "uploadIdleTimeout", cfg.UploadIdleTimeout, "chain", p.chain != nil)
 	return p, nil
 }
 
