@@ -98,14 +98,15 @@ const pieceCacheControl = "public, max-age=29030400, immutable"
 // GET|HEAD /piece/{cid} (v1 or v2): the piece's raw bytes with Range, ETag and immutable caching.
 func (p *Provider) handleRetrieve(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	select {
-	case p.pieceReads <- struct{}{}:
-		defer func() { <-p.pieceReads }()
-	default:
+	if !p.acquirePieceRead(r) {
+		if r.Context().Err() != nil {
+			return // the client left while queued
+		}
 		w.Header().Set("Retry-After", "1")
-		p.fail(w, r, errorf(http.StatusTooManyRequests, "too_many_requests", "more than %d piece requests in flight", cap(p.pieceReads)))
+		p.fail(w, r, errorf(http.StatusTooManyRequests, "too_many_requests", "more than %d piece requests in flight for %v", cap(p.pieceReads), p.cfg.PieceReadWait))
 		return
 	}
+	defer func() { <-p.pieceReads }()
 	s := r.PathValue("cid")
 	ref, err := pdp.ParsePieceRef(s)
 	if err != nil {
@@ -144,6 +145,28 @@ func (p *Provider) handleRetrieve(w http.ResponseWriter, r *http.Request) {
 	fw := firstByteWriter(w, func() { ttfb.Observe(time.Since(start).Seconds()) }, func(n int64) { bytes.Add(float64(n)) })
 	// Zero modtime: no Last-Modified; conditional requests go by ETag (If-None-Match, If-Range).
 	http.ServeContent(fw, r, "", time.Time{}, rd)
+}
+
+// acquirePieceRead takes a /piece slot, waiting up to PieceReadWait for one.
+func (p *Provider) acquirePieceRead(r *http.Request) bool {
+	select {
+	case p.pieceReads <- struct{}{}:
+		return true
+	default:
+	}
+	if p.cfg.PieceReadWait < 0 {
+		return false
+	}
+	t := time.NewTimer(p.cfg.PieceReadWait)
+	defer t.Stop()
+	select {
+	case p.pieceReads <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	case <-r.Context().Done():
+		return false
+	}
 }
 
 // rootIndex finds a stored piece by its root alone, for v1 CIDs (which carry no size). The

@@ -10,9 +10,10 @@ import (
 	"time"
 )
 
-// 1,000 range requests in flight at once against one stored piece all succeed.
+// 1,000 range requests in flight at once against one stored piece all succeed with the
+// default limits (256 served at a time, the rest queued).
 func TestLoadThousandConcurrentRanges(t *testing.T) {
-	r := newAPIRig(t, nil, 1, func(c *Config) { c.MaxPieceReads = 2000 })
+	r := newAPIRig(t, nil, 1, nil)
 	piece := r.upload(apiPayload(30, 8<<20))
 	res, err := LoadTest(t.Context(), r.srv.URL+"/piece/"+piece.String(), 1000, LoadOptions{RangeSize: loadRangeSize, Seed: 1})
 	if err != nil {
@@ -29,12 +30,25 @@ func TestLoadThousandConcurrentRanges(t *testing.T) {
 
 // Past MaxPieceReads the provider answers 429 rather than queueing without bound.
 func TestPieceReadsAreCapped(t *testing.T) {
-	r := newAPIRig(t, nil, 1, func(c *Config) { c.MaxPieceReads = 1 })
+	r := newAPIRig(t, nil, 1, func(c *Config) { c.MaxPieceReads = 1; c.PieceReadWait = 100 * time.Millisecond })
 	piece := r.upload(apiPayload(31, 1<<20))
 	r.p.pieceReads <- struct{}{} // one request in flight
+	start := time.Now()
 	r.do("GET", "/piece/"+piece.String(), nil).wantError(t, http.StatusTooManyRequests, "too_many_requests")
-	<-r.p.pieceReads
+	if waited := time.Since(start); waited < 100*time.Millisecond {
+		t.Fatalf("refused after %v, before the queue wait", waited)
+	}
+	// A slot freed while a request waits serves it.
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		<-r.p.pieceReads
+	}()
 	r.do("GET", "/piece/"+piece.String(), nil).want(t, http.StatusOK)
+	// With no wait configured the refusal is immediate.
+	r2 := newAPIRig(t, nil, 2, func(c *Config) { c.MaxPieceReads = 1; c.PieceReadWait = -1 })
+	r2.upload(apiPayload(31, 1<<20))
+	r2.p.pieceReads <- struct{}{}
+	r2.do("GET", "/piece/"+piece.String(), nil).wantError(t, http.StatusTooManyRequests, "too_many_requests")
 }
 
 // BenchmarkLoadRanges runs LoadTest against the provider's /piece and, as the peer in the same
@@ -51,7 +65,7 @@ func BenchmarkLoadRanges(b *testing.B) {
 	peer := httptest.NewServer(http.FileServer(http.Dir(dir)))
 	defer peer.Close()
 
-	rig := newAPIRig(b, nil, 1, func(c *Config) { c.MaxPieceReads = 2000 })
+	rig := newAPIRig(b, nil, 1, nil)
 	piece := rig.upload(data)
 	for _, tc := range []struct{ name, url string }{
 		{"provider", rig.srv.URL + "/piece/" + piece.String()},

@@ -36,6 +36,7 @@ const (
 	DefaultSessionTTL        = time.Hour
 	DefaultSweepInterval     = time.Minute
 	DefaultMaxPieceReads     = 256
+	DefaultPieceReadWait     = 10 * time.Second
 	DefaultMaxPiecesPerAdd   = 40
 	DefaultMaxRemovals       = 35
 	DefaultPullAttempts      = 3
@@ -83,8 +84,13 @@ type Config struct {
 	// SweepInterval is how often expired sessions and pull records are removed; 0 means
 	// DefaultSweepInterval, negative disables the background sweep (tests call Sweep).
 	SweepInterval time.Duration
-	// MaxPieceReads caps concurrent /piece requests; more get 429. 0 means DefaultMaxPieceReads.
+	// MaxPieceReads caps concurrent /piece requests (each holds a file and a copy buffer);
+	// 0 means DefaultMaxPieceReads. Requests beyond it queue for up to PieceReadWait, then get
+	// 429, so a burst larger than the cap is served rather than refused.
 	MaxPieceReads int
+	// PieceReadWait is how long a /piece request may wait for a free slot; 0 means
+	// DefaultPieceReadWait, negative means no wait (429 at once, as the reference does).
+	PieceReadWait time.Duration
 	// MaxPiecesPerAdd caps pieces per add request; 0 means DefaultMaxPiecesPerAdd.
 	MaxPiecesPerAdd int
 	// MaxRemovals caps piece ids per delete request; 0 means DefaultMaxRemovals.
@@ -180,6 +186,9 @@ func New(cfg Config) (*Provider, error) {
 	}
 	if cfg.MaxPieceReads <= 0 {
 		cfg.MaxPieceReads = DefaultMaxPieceReads
+	}
+	if cfg.PieceReadWait == 0 {
+		cfg.PieceReadWait = DefaultPieceReadWait
 	}
 	if cfg.MaxPiecesPerAdd <= 0 {
 		cfg.MaxPiecesPerAdd = DefaultMaxPiecesPerAdd
