@@ -53,6 +53,19 @@ func (p *Provider) routes(gat prometheus.Gatherer) http.Handler {
 
 	// Unknown paths and methods answer JSON like every other refusal.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Browsers run the Synapse SDK too. Authorization lives in the payer's signatures, not
+		// in cookies or origins, so every origin may call the API and read the headers the SDK
+		// needs (Location for uploads and transactions, ranges and ETags for downloads).
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Expose-Headers", "Location, ETag, Content-Range, Content-Length, Accept-Ranges, Retry-After, X-Piece-Cid")
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, DELETE, OPTIONS")
+			h.Set("Access-Control-Allow-Headers", "Content-Type, Content-Length, Range, If-None-Match, If-Range")
+			h.Set("Access-Control-Max-Age", "86400")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
 		if _, pattern := mux.Handler(r); pattern == "" {
 			h, _ := mux.Handler(r)
 			rec := &statusOnly{header: http.Header{}}

@@ -375,3 +375,17 @@ func TestHealthFailsWhenStoreCloses(t *testing.T) {
 	r.store.Close()
 	r.do("GET", "/healthz", nil).wantError(t, http.StatusServiceUnavailable, "unhealthy")
 }
+
+// Browsers may call the API from any origin: preflights are answered, and the headers the SDK
+// reads are exposed.
+func TestCORS(t *testing.T) {
+	r := newAPIRig(t, nil, 1, nil)
+	pre := r.do("OPTIONS", "/pdp/piece/uploads", nil, "Origin", "https://app.example", "Access-Control-Request-Method", "POST").want(t, http.StatusNoContent)
+	if pre.Header.Get("Access-Control-Allow-Origin") != "*" || !strings.Contains(pre.Header.Get("Access-Control-Allow-Methods"), "PUT") {
+		t.Fatalf("preflight headers %v", pre.Header)
+	}
+	resp := r.do("POST", "/pdp/piece/uploads", nil, "Origin", "https://app.example").want(t, http.StatusCreated)
+	if resp.Header.Get("Access-Control-Allow-Origin") != "*" || !strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "Location") {
+		t.Fatalf("response headers %v", resp.Header)
+	}
+}
