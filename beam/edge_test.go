@@ -3,6 +3,7 @@ package beam
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"strconv"
 	"testing"
@@ -460,5 +461,50 @@ func TestEgressRatePerRequester(t *testing.T) {
 		if el := time.Since(start); el < 900*time.Millisecond && want == "HIT" {
 			t.Fatalf("%s: 96 KiB in %v at 64 KiB/s (burst 16 KiB): not limited", want, el)
 		}
+	}
+}
+
+// A client that leaves in the middle of a miss is billed only for what it was sent, and the
+// edge still finishes, verifies and caches the piece for the next client.
+func TestClientLeavesMidMiss(t *testing.T) {
+	r := newRig(t, 1)
+	o := r.origins[0]
+	data, p := makePiece(t, 13, 2<<20)
+	r.store(o, data, p)
+	ds := r.dataSet(o, true, p)
+	r.startEdge(func(c *Config) { c.EgressBytesPerSecond, c.EgressBurst = 8<<20, 256<<10 })
+	req, _ := http.NewRequest(http.MethodGet, r.edgeSv.URL+"/"+r.addr(r.payer).Hex()+"/"+p.String(), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64<<10)
+	if _, err := io.ReadFull(resp.Body, buf); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close() // leaves after 64 KiB
+	deadline := time.Now().Add(20 * time.Second)
+	for !r.edge.cache.has(p) {
+		if time.Now().After(deadline) {
+			t.Fatal("piece not cached after the client left")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var u Usage
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		for _, x := range r.edge.Usage() {
+			if x.DataSetID == ds {
+				u = x
+			}
+		}
+		if u.ServedBytes > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if u.ServedBytes < 64<<10 || u.ServedBytes >= uint64(len(data)) || u.ServedMissBytes != u.ServedBytes {
+		t.Fatalf("billed %+v: want between 64 KiB and less than the whole piece, all as misses", u)
+	}
+	if resp, body, err := r.get(p, ""); err != nil || !bytes.Equal(body, data) || resp.Header.Get("X-Cache") != "HIT" {
+		t.Fatalf("next client: %v, X-Cache %q", err, resp.Header.Get("X-Cache"))
 	}
 }
