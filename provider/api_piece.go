@@ -175,12 +175,15 @@ func (p *Provider) acquirePieceRead(r *http.Request) bool {
 type rootIndex struct {
 	mu sync.RWMutex
 	m  map[pdp.Node]pdp.PieceCID
+	// bytesAtStart is the raw size of every piece stored when the index was built.
+	bytesAtStart uint64
 }
 
 func newRootIndex(st *storage.Store) (*rootIndex, error) {
 	ix := &rootIndex{m: map[pdp.Node]pdp.PieceCID{}}
 	err := st.Pieces(func(pi storage.PieceInfo) error {
 		ix.m[pi.Piece.Root] = pi.Piece
+		ix.bytesAtStart += pi.RawSize
 		return nil
 	})
 	if err != nil {

@@ -7,10 +7,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/warmstore/warmstore/pdp"
 )
@@ -387,5 +390,25 @@ func TestCORS(t *testing.T) {
 	resp := r.do("POST", "/pdp/piece/uploads", nil, "Origin", "https://app.example").want(t, http.StatusCreated)
 	if resp.Header.Get("Access-Control-Allow-Origin") != "*" || !strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "Location") {
 		t.Fatalf("response headers %v", resp.Header)
+	}
+}
+
+// The stored-bytes gauge counts pieces stored before the provider (re)started.
+func TestStoredBytesSurviveRestart(t *testing.T) {
+	r := newAPIRig(t, nil, 1, nil)
+	r.upload(apiPayload(80, 4000))
+	reg := prometheus.NewRegistry()
+	p2, err := New(Config{Store: r.store, Registerer: reg, SweepInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p2.Close()
+	srv := httptest.NewServer(p2.Handler())
+	defer srv.Close()
+	r.srv.Close()
+	r.srv = srv
+	r.upload(apiPayload(81, 1000))
+	if m := string(r.do("GET", "/metrics", nil).body); !strings.Contains(m, "warmstore_provider_stored_bytes 5000\n") {
+		t.Fatalf("stored bytes:\n%s", grepLines(m, "stored_bytes"))
 	}
 }

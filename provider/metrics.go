@@ -29,8 +29,11 @@ type metrics struct {
 	chainTxs        *prometheus.CounterVec // kind, result
 }
 
-func newMetrics(reg prometheus.Registerer, st *storage.Store) (*metrics, error) {
+// newMetrics registers the collectors. storedAtStart is the raw size of the pieces in the store
+// when the provider started (the store's own counters start at zero on every Open).
+func newMetrics(reg prometheus.Registerer, st *storage.Store, storedAtStart uint64) (*metrics, error) {
 	const ns = "warmstore_provider"
+	base := st.Metrics()
 	m := &metrics{
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "http_requests_in_flight",
 			Help: "HTTP requests being served."}),
@@ -56,9 +59,9 @@ func newMetrics(reg prometheus.Registerer, st *storage.Store) (*metrics, error) 
 			Help: "Chain transactions sent on behalf of clients, by kind and result."}, []string{"kind", "result"}),
 	}
 	stored := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "stored_bytes",
-		Help: "Raw bytes of pieces in the store (ingested minus garbage collected)."}, func() float64 {
+		Help: "Raw bytes of pieces in the store."}, func() float64 {
 		sm := st.Metrics()
-		return float64(sm.IngestedBytes) - float64(sm.GCRemovedBytes)
+		return float64(storedAtStart) + float64(sm.IngestedBytes-base.IngestedBytes) - float64(sm.GCRemovedBytes-base.GCRemovedBytes)
 	})
 	ingested := prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: "store_ingested_pieces_total",
 		Help: "New pieces stored since the store was opened."}, func() float64 { return float64(st.Metrics().IngestedPieces) })

@@ -261,16 +261,16 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.Key != nil {
 		p.address = crypto.PubkeyToAddress(cfg.Key.PublicKey)
 	}
-	m, err := newMetrics(reg, cfg.Store)
-	if err != nil {
-		return nil, err
-	}
-	p.metrics = m
 	roots, err := newRootIndex(cfg.Store)
 	if err != nil {
 		return nil, err
 	}
 	p.roots = roots
+	m, err := newMetrics(reg, cfg.Store, roots.bytesAtStart)
+	if err != nil {
+		return nil, err
+	}
+	p.metrics = m
 	if err := p.dropInterruptedUploads(); err != nil {
 		return nil, err
 	}
