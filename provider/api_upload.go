@@ -145,6 +145,22 @@ func (p *Provider) receive(w http.ResponseWriter, r *http.Request, kind string) 
 		return
 	}
 
+	// Mark the session busy before claiming it, so that Sweep (which checks and deletes under
+	// p.mu) either deleted it already (the claim then finds nothing) or leaves it alone.
+	p.mu.Lock()
+	if p.active[id] {
+		p.mu.Unlock()
+		p.fail(w, r, errorf(http.StatusConflict, "already_uploaded", "upload %s is receiving data already", id))
+		return
+	}
+	p.active[id] = true
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.active, id)
+		p.mu.Unlock()
+	}()
+
 	// Claim the session; a second PUT (concurrent or after completion) conflicts.
 	_, err = p.store.UpdateSession(id, func(s *storage.Session) error {
 		if s.State != sessionCreated {
@@ -160,23 +176,11 @@ func (p *Provider) receive(w http.ResponseWriter, r *http.Request, kind string) 
 		p.fail(w, r, err)
 		return
 	}
-	p.mu.Lock()
-	p.active[id] = true
-	p.mu.Unlock()
-	defer func() {
-		p.mu.Lock()
-		delete(p.active, id)
-		p.mu.Unlock()
-	}()
-
 	start := time.Now()
 	body := newUploadBody(w, r.Body, limit, p.cfg.UploadIdleTimeout)
 	info, err := p.store.Ingest(r.Context(), body, sess.ExpectedPiece)
 	body.finish()
 	p.metrics.uploadBytes.WithLabelValues(kind).Add(float64(body.n))
-	if err == nil && info.RawSize == 0 {
-		err = errorf(http.StatusBadRequest, "empty_piece", "the upload carried no bytes; a piece holds at least one")
-	}
 	if err != nil {
 		p.metrics.uploadDuration.WithLabelValues(kind, "error").Observe(time.Since(start).Seconds())
 		if derr := p.store.DeleteSession(id); derr != nil && !errors.Is(derr, storage.ErrNotFound) {
@@ -214,6 +218,8 @@ func (p *Provider) classifyIngest(err error, body *uploadBody, expected *pdp.Pie
 	switch {
 	case errors.As(err, &he):
 		return err
+	case body.empty:
+		return errorf(http.StatusBadRequest, "empty_piece", "the upload carried no bytes; a piece holds at least one")
 	case body.overLimit:
 		return errorf(http.StatusRequestEntityTooLarge, "too_large", "upload body exceeds the %d bytes it may carry", body.limit)
 	case body.idleHit:
@@ -241,12 +247,16 @@ type uploadBody struct {
 	limit uint64
 	n     uint64
 
+	empty     bool  // the body ended before its first byte
 	overLimit bool  // the body went past limit
 	idleHit   bool  // the read deadline passed
 	readErr   error // another read error (client went away, bad chunking)
 }
 
-var errOverLimit = errors.New("provider: upload body over its limit")
+var (
+	errOverLimit   = errors.New("provider: upload body over its limit")
+	errEmptyUpload = errors.New("provider: empty upload body")
+)
 
 func newUploadBody(w http.ResponseWriter, r io.Reader, limit uint64, idle time.Duration) *uploadBody {
 	return &uploadBody{r: r, rc: http.NewResponseController(w), idle: idle, limit: limit}
@@ -258,6 +268,11 @@ func (b *uploadBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.r.Read(p)
 	b.n += uint64(n)
+	if err == io.EOF && b.n == 0 {
+		// Fail the ingest rather than store a piece without data (PDPVerifier refuses those).
+		b.empty = true
+		return 0, errEmptyUpload
+	}
 	if b.n > b.limit {
 		b.overLimit = true
 		return n, errOverLimit

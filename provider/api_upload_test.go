@@ -243,9 +243,13 @@ func TestUploadBadInput(t *testing.T) {
 		r.do("PUT", "/pdp/piece/uploads/"+id, bytes.NewReader(data)).wantError(t, http.StatusNotFound, "unknown_upload")
 	})
 
-	t.Run("empty streaming upload is 400", func(t *testing.T) {
+	t.Run("empty streaming upload is 400 and stores nothing", func(t *testing.T) {
+		before := r.store.Metrics().IngestedPieces
 		loc := r.do("POST", "/pdp/piece/uploads", nil).want(t, http.StatusCreated).Header.Get("Location")
-		r.do("PUT", loc, bytes.NewReader(nil)).wantError(t, http.StatusBadRequest, "")
+		r.do("PUT", loc, bytes.NewReader(nil)).wantError(t, http.StatusBadRequest, "empty_piece")
+		if after := r.store.Metrics().IngestedPieces; after != before {
+			t.Fatalf("an empty upload stored a piece (%d → %d)", before, after)
+		}
 	})
 }
 

@@ -343,13 +343,16 @@ func (p *Provider) Sweep(ctx context.Context) (int, error) {
 		if ctx.Err() != nil {
 			return n, ctx.Err()
 		}
+		// Check and delete under p.mu: a PUT marks its session busy under p.mu before claiming
+		// it, so a session receiving bytes is never deleted under it.
 		p.mu.Lock()
-		busy := p.active[s.ID]
-		p.mu.Unlock()
-		if busy {
+		if p.active[s.ID] {
+			p.mu.Unlock()
 			continue
 		}
-		if err := p.store.DeleteSession(s.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		err := p.store.DeleteSession(s.ID)
+		p.mu.Unlock()
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return n, fmt.Errorf("provider: delete session %s: %w", s.ID, err)
 		}
 		n++
