@@ -48,10 +48,20 @@ type chartLine struct {
 
 var chartColors = []string{"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"}
 
-// chart lays out p50 TTFB per bucket for every provider as SVG polylines (server-side, so the
-// page works without JavaScript).
-func chart(series map[common.Address][]SeriesPoint, names map[common.Address]string) (lines []chartLine, maxMs float64, from, to time.Time) {
+// Charts are drawn server-side, so the page works without JavaScript.
+// value picks what a chart plots from a bucket; ok=false leaves the bucket out.
+type value func(SeriesPoint) (v float64, ok bool)
+
+func p50TTFB(p SeriesPoint) (float64, bool) { return p.TTFBp50Ms, p.Samples > 0 && p.SuccessRate > 0 }
+func successRate(p SeriesPoint) (float64, bool) {
+	return p.SuccessRate, p.Samples > 0
+}
+
+// chart lays out one value per bucket for every provider as SVG polylines; fixedMax > 0 fixes
+// the top of the scale (1 for rates).
+func chart(series map[common.Address][]SeriesPoint, names map[common.Address]string, pick value, fixedMax float64) (lines []chartLine, maxV float64) {
 	const w, h = 760.0, 220.0
+	var from, to time.Time
 	for _, pts := range series {
 		for _, p := range pts {
 			if from.IsZero() || p.Start.Before(from) {
@@ -60,11 +70,16 @@ func chart(series map[common.Address][]SeriesPoint, names map[common.Address]str
 			if p.Start.After(to) {
 				to = p.Start
 			}
-			maxMs = max(maxMs, p.TTFBp50Ms)
+			if v, ok := pick(p); ok {
+				maxV = max(maxV, v)
+			}
 		}
 	}
-	if maxMs == 0 {
-		maxMs = 1
+	if fixedMax > 0 {
+		maxV = fixedMax
+	}
+	if maxV == 0 {
+		maxV = 1
 	}
 	span := to.Sub(from).Seconds()
 	addrs := make([]common.Address, 0, len(series))
@@ -75,19 +90,20 @@ func chart(series map[common.Address][]SeriesPoint, names map[common.Address]str
 	for i, a := range addrs {
 		var sb strings.Builder
 		for _, p := range series[a] {
-			if p.Samples == 0 || p.SuccessRate == 0 {
+			v, ok := pick(p)
+			if !ok {
 				continue
 			}
 			x := 20.0
 			if span > 0 {
 				x += (w - 40) * p.Start.Sub(from).Seconds() / span
 			}
-			y := h - 20 - (h-40)*p.TTFBp50Ms/maxMs
+			y := h - 20 - (h-40)*v/maxV
 			fmt.Fprintf(&sb, "%.1f,%.1f ", x, y)
 		}
 		lines = append(lines, chartLine{Label: names[a], Color: chartColors[i%len(chartColors)], Points: strings.TrimSpace(sb.String())})
 	}
-	return lines, maxMs, from, to
+	return lines, maxV
 }
 
 var dashboardTmpl = template.Must(template.New("dashboard").Funcs(template.FuncMap{
@@ -121,6 +137,11 @@ td.l,th.l{text-align:left}caption{text-align:left;font-weight:bold;margin-bottom
 <rect x="0" y="0" width="760" height="220" fill="#fafafa" stroke="#ccc"/>
 {{range .Lines}}<polyline fill="none" stroke="{{.Color}}" stroke-width="2" points="{{.Points}}"><title>{{.Label}}</title></polyline>
 {{end}}</svg>
+<h2>Success rate over time (per minute, 0–100%)</h2>
+<svg id="success-chart" width="760" height="220" viewBox="0 0 760 220" role="img" aria-label="success rate per provider over time">
+<rect x="0" y="0" width="760" height="220" fill="#fafafa" stroke="#ccc"/>
+{{range .OKLines}}<polyline fill="none" stroke="{{.Color}}" stroke-width="2" points="{{.Points}}"><title>{{.Label}}</title></polyline>
+{{end}}</svg>
 <ul>{{range .Lines}}<li style="color:{{.Color}}">{{.Label}}</li>{{end}}</ul>
 <h2>Metered egress per data set</h2>
 <table id="usage"><thead><tr><th>data set</th><th>served bytes</th><th>of which misses</th><th>reported</th><th>reported misses</th></tr></thead><tbody>
@@ -136,13 +157,15 @@ func (e *Edge) handleDashboard(w http.ResponseWriter, r *http.Request) {
 	for _, p := range s.Providers {
 		names[p.Provider] = p.Provider.Hex() + " " + p.URL
 	}
-	lines, maxMs, _, _ := chart(s.Series, names)
+	lines, maxMs := chart(s.Series, names, p50TTFB, 0)
+	okLines, _ := chart(s.Series, names, successRate, 1)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := dashboardTmpl.Execute(w, struct {
-		S     Stats
-		Lines []chartLine
-		MaxMs float64
-	}{s, lines, maxMs}); err != nil {
+		S       Stats
+		Lines   []chartLine
+		OKLines []chartLine
+		MaxMs   float64
+	}{s, lines, okLines, maxMs}); err != nil {
 		e.log.Error("beam: dashboard", "err", err)
 	}
 }

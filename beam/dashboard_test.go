@@ -178,8 +178,8 @@ func TestDashboardInHeadlessChromium(t *testing.T) {
 	if iFast > iSlow {
 		t.Error("the faster provider is not ranked first")
 	}
-	if strings.Count(dom, "<polyline") != 2 || !strings.Contains(dom, `id="ttfb-chart"`) {
-		t.Error("chart missing or not one line per provider")
+	if strings.Count(dom, "<polyline") != 4 || !strings.Contains(dom, `id="ttfb-chart"`) || !strings.Contains(dom, `id="success-chart"`) {
+		t.Error("charts missing or not one line per provider in each")
 	}
 	if !strings.Contains(dom, "100.0%") {
 		t.Error("success rates missing")
