@@ -402,8 +402,14 @@ func (p *Provider) createDataSet(w http.ResponseWriter, r *http.Request, withPie
 		if pieces, err = p.parseAddPieces(req.Pieces); err != nil {
 			return err
 		}
-		if len(add.PieceMetadata) != 0 && len(add.PieceMetadata) != len(pieces) {
-			return errorf(http.StatusBadRequest, "bad_extra_data", "extraData has metadata for %d pieces, the request has %d pieces", len(add.PieceMetadata), len(pieces))
+		// The chain has no create-and-add transaction: check the add's signature before the
+		// create, so that a bad one does not leave an empty data set behind.
+		dom, err := p.chain.Domain(ctx)
+		if err != nil {
+			return chainError("read chain info", err)
+		}
+		if err := verifyAddAuth(dom, create.ClientDataSetID, create.Payer, add, pieces); err != nil {
+			return err
 		}
 	} else {
 		if len(req.Pieces) != 0 {

@@ -283,3 +283,23 @@ func TestChainUnreachableIs502(t *testing.T) {
 	r.do("GET", "/pdp/data-sets/1", nil).wantError(t, http.StatusBadGateway, "chain_unreachable")
 	r.upload(apiPayload(70, 1000))
 }
+
+// A create-and-add whose add signature is bad is refused before the data set is created.
+func TestCreateAndAddChecksAddBeforeCreating(t *testing.T) {
+	c := newAPIChain(t)
+	r := newAPIRig(t, c, 1, nil)
+	payer := apiKey(t, 50)
+	c.fundPayer(t, payer)
+	dom := c.domain()
+	a := r.upload(apiPayload(90, 2000))
+	b := r.upload(apiPayload(91, 2000))
+	// The add is signed for piece b, the request adds piece a.
+	extra, _ := EncodeCreateAndAddExtra(signCreate(t, dom, payer, r.p.Address(), 5, nil), signAdd(t, dom, payer, 5, 1, []pdp.PieceCID{b}, nil))
+	r.doJSON("POST", "/pdp/data-sets/create-and-add", map[string]any{
+		"recordKeeper": c.info.WarmStorage.Hex(), "pieces": addItems(a), "extraData": hexOf(extra),
+	}).wantError(t, http.StatusBadRequest, "bad_signature")
+	sets, err := c.client.DataSets(context.Background(), r.p.Address(), common.Address{})
+	if err != nil || len(sets) != 0 {
+		t.Fatalf("data sets after a refused create-and-add: %v, %v", sets, err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
@@ -285,6 +286,26 @@ func publicOnlyDialer() *net.Dialer {
 	}
 }
 
+// verifyAddAuth checks that payer signed the addition of exactly these pieces (with the
+// extraData's nonce and metadata) to the client data set clientID, as the chain will.
+func verifyAddAuth(dom eip712.Domain, clientID *big.Int, payer common.Address, add AddPiecesExtra, pieces []pdp.PieceCID) error {
+	data := make([][]byte, len(pieces))
+	for i, c := range pieces {
+		data[i] = c.CID().Bytes()
+	}
+	meta := add.PieceMetadata
+	if len(meta) == 0 {
+		meta = make([][]eip712.MetadataEntry, len(pieces))
+	} else if len(meta) != len(pieces) {
+		return errorf(http.StatusBadRequest, "bad_extra_data", "extraData has metadata for %d pieces, the request has %d", len(meta), len(pieces))
+	}
+	m := eip712.AddPieces{ClientDataSetID: orZero(clientID), Nonce: orZero(add.Nonce), PieceData: data, PieceMetadata: meta}
+	if err := dom.Verify(m, add.Signature, payer); err != nil {
+		return errorf(http.StatusBadRequest, "bad_signature", "extraData's AddPieces signature is not the payer's for these pieces: %v", err)
+	}
+	return nil
+}
+
 // checkPullAuthorization verifies that the payer signed the addition of exactly these pieces:
 // AddPieces for an existing data set of this provider, or CreateDataSet + AddPieces for a new
 // one. It stands in for the reference's eth_call simulation of addPieces.
@@ -292,25 +313,6 @@ func (p *Provider) checkPullAuthorization(ctx context.Context, dataSetID uint64,
 	dom, err := p.chain.Domain(ctx)
 	if err != nil {
 		return chainError("read chain info", err)
-	}
-	data := make([][]byte, len(pieces))
-	for i, c := range pieces {
-		data[i] = c.CID().Bytes()
-	}
-	metaFor := func(a AddPiecesExtra) ([][]eip712.MetadataEntry, error) {
-		if len(a.PieceMetadata) == 0 {
-			return make([][]eip712.MetadataEntry, len(pieces)), nil
-		}
-		if len(a.PieceMetadata) != len(pieces) {
-			return nil, errorf(http.StatusBadRequest, "bad_extra_data", "extraData has metadata for %d pieces, the request has %d", len(a.PieceMetadata), len(pieces))
-		}
-		return a.PieceMetadata, nil
-	}
-	verify := func(m eip712.Message, sig []byte, payer common.Address, what string) error {
-		if err := dom.Verify(m, sig, payer); err != nil {
-			return errorf(http.StatusBadRequest, "bad_signature", "extraData's %s signature is not the payer's for these pieces: %v", what, err)
-		}
-		return nil
 	}
 	if dataSetID != 0 {
 		ds, err := p.ownDataSet(ctx, dataSetID)
@@ -321,11 +323,7 @@ func (p *Provider) checkPullAuthorization(ctx context.Context, dataSetID uint64,
 		if err != nil {
 			return extraError(err)
 		}
-		meta, err := metaFor(add)
-		if err != nil {
-			return err
-		}
-		return verify(eip712.AddPieces{ClientDataSetID: orZero(ds.ClientDataSetID.Int), Nonce: orZero(add.Nonce), PieceData: data, PieceMetadata: meta}, add.Signature, ds.Payer, "AddPieces")
+		return verifyAddAuth(dom, ds.ClientDataSetID.Int, ds.Payer, add, pieces)
 	}
 	create, add, err := DecodeCreateAndAddExtra(raw)
 	if err != nil {
@@ -335,14 +333,11 @@ func (p *Provider) checkPullAuthorization(ctx context.Context, dataSetID uint64,
 	if err != nil {
 		return chainError("read provider registration", err)
 	}
-	if err := verify(eip712.CreateDataSet{ClientDataSetID: orZero(create.ClientDataSetID), Payee: prov.Payee, Metadata: create.Metadata}, create.Signature, create.Payer, "CreateDataSet"); err != nil {
-		return err
+	cm := eip712.CreateDataSet{ClientDataSetID: orZero(create.ClientDataSetID), Payee: prov.Payee, Metadata: create.Metadata}
+	if err := dom.Verify(cm, create.Signature, create.Payer); err != nil {
+		return errorf(http.StatusBadRequest, "bad_signature", "extraData's CreateDataSet signature is not the payer's: %v", err)
 	}
-	meta, err := metaFor(add)
-	if err != nil {
-		return err
-	}
-	return verify(eip712.AddPieces{ClientDataSetID: orZero(create.ClientDataSetID), Nonce: orZero(add.Nonce), PieceData: data, PieceMetadata: meta}, add.Signature, create.Payer, "AddPieces")
+	return verifyAddAuth(dom, create.ClientDataSetID, create.Payer, add, pieces)
 }
 
 // runPull fetches one piece with retries.
