@@ -288,3 +288,45 @@ func TestEveryFlagHasAnEnvironmentVariable(t *testing.T) {
 		}
 	}
 }
+
+// TestChainCommand runs `sp chain` in-process: it serves the ledger with the genesis flags,
+// stops on cancel, and refuses an impossible genesis.
+func TestChainCommand(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	var errOut lockedBuffer
+	exit := make(chan int, 1)
+	go func() {
+		exit <- run(ctx, []string{"sp", "chain", "--data-dir", dir, "--listen", "127.0.0.1:0", "--epoch", "1s", "--proving-period", "60", "--challenge-window", "10"}, pw, &errOut)
+		pw.Close()
+	}()
+	sc := bufio.NewScanner(pr)
+	if !sc.Scan() {
+		t.Fatalf("no output: %s", errOut.String())
+	}
+	go io.Copy(io.Discard, pr)
+	var url string
+	for _, f := range strings.Fields(sc.Text()) {
+		if strings.HasPrefix(f, "http://") {
+			url = f
+		}
+	}
+	in, err := chain.NewClient(url, nil).Info(ctx)
+	if err != nil {
+		t.Fatalf("info from %q: %v", url, err)
+	}
+	if in.ProvingPeriod != 60 || in.ChallengeWindow != 10 || !in.Faucet {
+		t.Fatalf("genesis %+v", in)
+	}
+	cancel()
+	if code := <-exit; code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	errOut = lockedBuffer{}
+	code := run(context.Background(), []string{"sp", "chain", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--proving-period", "10", "--challenge-window", "20"}, io.Discard, &errOut)
+	if code == 0 || !strings.Contains(errOut.String(), "challenge window") {
+		t.Fatalf("impossible genesis: exit %d, %q", code, errOut.String())
+	}
+}
