@@ -24,7 +24,7 @@ func chainCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data-dir", Value: defaultDir("chain"), EnvVars: env("data-dir"), Usage: "ledger directory"},
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:7700", EnvVars: env("listen"), Usage: "HTTP address"},
-			&cli.DurationFlag{Name: "epoch", Value: chain.DefaultEpochDuration, EnvVars: env("epoch"), Usage: "epoch duration (1s on a devnet)"},
+			&cli.DurationFlag{Name: "epoch", Value: chain.DefaultEpochDuration, EnvVars: env("epoch"), Usage: "epoch duration, 1s on a devnet (keep it across restarts: epochs count from the ledger's creation)"},
 			&cli.Uint64Flag{Name: "chain-id", Value: chain.DefaultConfig().ChainID, EnvVars: env("chain-id"), Usage: "chain id (genesis)"},
 			&cli.Int64Flag{Name: "proving-period", Value: int64(chain.DefaultConfig().ProvingPeriod), EnvVars: env("proving-period"), Usage: "proving period in epochs (genesis)"},
 			&cli.Int64Flag{Name: "challenge-window", Value: int64(chain.DefaultConfig().ChallengeWindow), EnvVars: env("challenge-window"), Usage: "challenge window in epochs (genesis)"},

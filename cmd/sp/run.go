@@ -26,7 +26,7 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "name", Value: "warmstore-sp", EnvVars: env("name"), Usage: "provider name registered on chain"},
 			&cli.StringFlag{Name: "chain", EnvVars: env("chain"), Usage: "chain API URL; empty embeds a devnet chain"},
 			&cli.StringFlag{Name: "chain-listen", Value: "127.0.0.1:7700", EnvVars: env("chain-listen"), Usage: "embedded chain's HTTP address"},
-			&cli.DurationFlag{Name: "epoch", Value: time.Second, EnvVars: env("epoch"), Usage: "embedded chain's epoch duration (set when the chain is first created)"},
+			&cli.DurationFlag{Name: "epoch", Value: time.Second, EnvVars: env("epoch"), Usage: "embedded chain's epoch duration (keep it across restarts: epochs count from the chain's creation)"},
 			&cli.IntFlag{Name: "prove-parallel", Value: 4, EnvVars: env("prove-parallel"), Usage: "data sets proven at once"},
 			&cli.DurationFlag{Name: "prove-poll", Value: time.Second, EnvVars: env("prove-poll"), Usage: "how often the prover reads the chain head"},
 			&cli.DurationFlag{Name: "settle-interval", Value: 10 * time.Minute, EnvVars: env("settle-interval"), Usage: "how often rails are settled to the last closed deadline"},
