@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"io"
+	mathbig "math/big"
 	"net/http"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/warmstore/warmstore/chain"
 	"github.com/warmstore/warmstore/pdp"
@@ -244,6 +247,21 @@ func TestBilledEqualsServed(t *testing.T) {
 	cdnBefore := map[uint64]chain.RailInfo{dsA: lockup(before[dsA].CDNRail), dsB: lockup(before[dsB].CDNRail)}
 	missBefore := map[uint64]chain.RailInfo{dsA: lockup(before[dsA].CacheMissRail), dsB: lockup(before[dsB].CacheMissRail)}
 
+	info, err := r.chain.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	funds := func(a common.Address) *mathbig.Int {
+		acc, err := r.chain.Account(ctx, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if acc.Payments.Funds.Int == nil {
+			return new(mathbig.Int)
+		}
+		return new(mathbig.Int).Set(acc.Payments.Funds.Int)
+	}
+	edgeBefore, aBefore, bBefore := funds(info.FilBeam), funds(a.addr()), funds(b.addr())
 	r.startEdge(nil)
 	served := map[uint64]usage{}
 	get := func(id uint64, data []byte, pc pdp.PieceCID, hdr string, miss bool) {
@@ -292,6 +310,14 @@ func TestBilledEqualsServed(t *testing.T) {
 		if want := chain.EgressCharge(want.CDN, chain.CDNPricePerTiB); spent.Cmp(want.Int) < 0 || spent.Cmp(big0().Add(want.Int, bigOne())) > 0 {
 			t.Errorf("data set %d: CDN rail paid %v for %d bytes, want ≈ %v", id, spent, served[id].CDN, want)
 		}
+	}
+	// The CDN rail paid the edge's beneficiary for all egress, the cache-miss rails paid the
+	// providers for their misses (less the network fee).
+	if funds(info.FilBeam).Cmp(edgeBefore) <= 0 {
+		t.Error("the edge beneficiary was not paid")
+	}
+	if funds(a.addr()).Cmp(aBefore) <= 0 || funds(b.addr()).Cmp(bBefore) <= 0 {
+		t.Error("a provider was not paid for its cache misses")
 	}
 	// Restarting the edge does not bill again.
 	r.stopEdge()
