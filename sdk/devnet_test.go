@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -57,6 +58,7 @@ const (
 	faultLacks    fault = "lacks"    // answers 200 to "do you have it" and 404 to /piece
 	faultGarbage  fault = "garbage"  // answers /piece with the right length of wrong bytes
 	faultBadProof fault = "badproof" // serves good bytes but range proofs with a wrong node
+	faultSlowPut  fault = "slowput"  // reads 64 KiB of an upload, then stops reading
 )
 
 func newDevnet(t testing.TB, nProviders int) *devnet {
@@ -150,6 +152,18 @@ func (dp *devProvider) tamper(next http.Handler) http.Handler {
 		if f == faultLacks && r.URL.Path == "/pdp/piece" && r.Method == http.MethodGet {
 			w.Header().Set("Content-Type", "application/json")
 			fmt.Fprintf(w, `{"pieceCid":%q}`, r.URL.Query().Get("pieceCid"))
+			return
+		}
+		if f == faultSlowPut && r.Method == http.MethodPut {
+			_, _ = io.CopyN(io.Discard, r.Body, 64<<10)
+			c := make(chan struct{})
+			dp.mu.Lock()
+			dp.stalls = append(dp.stalls, c)
+			dp.mu.Unlock()
+			select {
+			case <-c:
+			case <-r.Context().Done():
+			}
 			return
 		}
 		if f == faultBadProof && strings.HasSuffix(r.URL.Path, "/proof") {

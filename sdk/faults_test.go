@@ -269,3 +269,25 @@ func TestLyingProofSource(t *testing.T) {
 		t.Fatalf("failures %+v", dr.Failures)
 	}
 }
+
+// TestUploadStall: a provider that stops reading an upload is abandoned after the stall
+// timeout and the bytes go to the next provider (the input is rewound).
+func TestUploadStall(t *testing.T) {
+	d := newDevnet(t, 2)
+	c := d.newClient(100, func(cfg *Config) { cfg.StallTimeout = 300 * time.Millisecond })
+	sp1, sp2 := d.providers[0], d.providers[1]
+	sp1.setFault(faultSlowPut)
+	defer sp1.release()
+	data := randomBytes(41, 4<<20)
+	res, err := c.Upload(context.Background(), bytes.NewReader(data), UploadOptions{Copies: 1,
+		Providers: []common.Address{sp1.prov.Address(), sp2.prov.Address()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Copies) != 1 || res.Copies[0].Provider != sp2.prov.Address() || !res.Complete {
+		t.Fatalf("result %+v", res)
+	}
+	if len(res.Failed) != 1 || !contains(res.Failed[0].Error, "stall") {
+		t.Fatalf("failures %+v, want the stalled provider", res.Failed)
+	}
+}

@@ -98,7 +98,15 @@ func (c *Client) storeStreaming(ctx context.Context, base string, body io.Reader
 	if err != nil || resp.Header.Get("Location") == "" {
 		return pdp.PieceCID{}, fmt.Errorf("sdk: provider %s: upload created without a usable Location header", base)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, loc, body)
+	// A provider that stops reading the body for the stall timeout is abandoned. Once the body
+	// is sent, it gets the stall timeout plus a second per 50 MB to make the piece durable
+	// and answer.
+	putCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sr := newStallReader(body, c.cfg.StallTimeout, cancel)
+	sr.tail = c.cfg.StallTimeout + time.Duration(max(size, 0)/50e6)*time.Second
+	defer sr.stop()
+	req, err := http.NewRequestWithContext(putCtx, http.MethodPut, loc, sr)
 	if err != nil {
 		return pdp.PieceCID{}, err
 	}
@@ -108,6 +116,9 @@ func (c *Client) storeStreaming(ctx context.Context, base string, body io.Reader
 	}
 	put, err := c.http.Do(req)
 	if err != nil {
+		if sr.isStalled() {
+			return pdp.PieceCID{}, fmt.Errorf("%w: provider %s stopped reading the upload, or did not answer after it, for %v", ErrStall, base, c.cfg.StallTimeout)
+		}
 		return pdp.PieceCID{}, fmt.Errorf("sdk: upload to %s: %w", base, err)
 	}
 	pb, _ := io.ReadAll(io.LimitReader(put.Body, 1<<16))
@@ -221,6 +232,9 @@ type stallReader struct {
 	mu      sync.Mutex
 	timer   *time.Timer
 	stalled bool
+	// tail is how long the other side may take after the body's end (0: unbounded); an
+	// upload's answer waits for the provider to make the piece durable.
+	tail time.Duration
 }
 
 func newStallReader(r io.Reader, timeout time.Duration, cancel context.CancelFunc) *stallReader {
@@ -236,7 +250,13 @@ func newStallReader(r io.Reader, timeout time.Duration, cancel context.CancelFun
 
 func (s *stallReader) Read(b []byte) (int, error) {
 	n, err := s.r.Read(b)
-	if n > 0 {
+	if err == io.EOF {
+		if s.tail > 0 {
+			s.timer.Reset(s.tail)
+		} else {
+			s.timer.Stop()
+		}
+	} else if n > 0 {
 		s.timer.Reset(s.timeout)
 	}
 	if err != nil && err != io.EOF {
