@@ -26,6 +26,8 @@ type meter struct {
 	db  *pebble.DB
 	cat *catalog
 
+	// reportMu serializes reports: two at once would both bill the same unreported bytes.
+	reportMu sync.Mutex
 	mu       sync.Mutex
 	served   map[uint64]usage
 	reserved map[uint64]usage
@@ -150,6 +152,8 @@ func (m *meter) totals() map[uint64]usage {
 // UsageReported events have reached the catalog, so the next report starts from them. It
 // returns the number of reports sent.
 func (m *meter) report(ctx context.Context, cl *chain.Client, key *ecdsa.PrivateKey) (int, error) {
+	m.reportMu.Lock()
+	defer m.reportMu.Unlock()
 	if err := m.db.LogData(nil, pebble.Sync); err != nil {
 		return 0, fmt.Errorf("beam: sync meter: %w", err)
 	}
