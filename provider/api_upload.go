@@ -85,9 +85,9 @@ func (p *Provider) handlePiecePost(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, PieceResponse{PieceCID: piece.String()})
 		return
 	}
-	sess, err := p.store.CreateSession(storage.Session{State: sessionCreated, ExpectedPiece: &piece, ExpectedSize: piece.RawSize()})
+	sess, err := p.createSession(storage.Session{State: sessionCreated, ExpectedPiece: &piece, ExpectedSize: piece.RawSize()})
 	if err != nil {
-		p.fail(w, r, fmt.Errorf("create upload session: %w", err))
+		p.fail(w, r, err)
 		return
 	}
 	w.Header().Set("Location", "/pdp/piece/upload/"+sess.ID)
@@ -101,9 +101,9 @@ func (p *Provider) handlePieceUpload(w http.ResponseWriter, r *http.Request) {
 
 // POST /pdp/piece/uploads: a streaming upload session whose CID comes last → 201 + Location.
 func (p *Provider) handleStreamingCreate(w http.ResponseWriter, r *http.Request) {
-	sess, err := p.store.CreateSession(storage.Session{State: sessionCreated})
+	sess, err := p.createSession(storage.Session{State: sessionCreated})
 	if err != nil {
-		p.fail(w, r, fmt.Errorf("create upload session: %w", err))
+		p.fail(w, r, err)
 		return
 	}
 	w.Header().Set("Location", "/pdp/piece/uploads/"+sess.ID)
@@ -183,7 +183,7 @@ func (p *Provider) receive(w http.ResponseWriter, r *http.Request, kind string) 
 	p.metrics.uploadBytes.WithLabelValues(kind).Add(float64(body.n))
 	if err != nil {
 		p.metrics.uploadDuration.WithLabelValues(kind, "error").Observe(time.Since(start).Seconds())
-		if derr := p.store.DeleteSession(id); derr != nil && !errors.Is(derr, storage.ErrNotFound) {
+		if derr := p.deleteSession(id); derr != nil {
 			p.log.Warn("drop failed upload session", "session", id, "err", derr)
 		}
 		// The body was not consumed: closing the connection keeps net/http from trying to drain

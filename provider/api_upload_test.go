@@ -416,3 +416,22 @@ func TestStoredBytesSurviveRestart(t *testing.T) {
 		t.Fatalf("stored bytes:\n%s", grepLines(m, "stored_bytes"))
 	}
 }
+
+// Upload sessions are capped; sessions freed by failure or expiry make room again.
+func TestUploadSessionsAreCapped(t *testing.T) {
+	r := newAPIRig(t, nil, 1, func(c *Config) { c.MaxSessions = 2; c.SessionTTL = time.Hour })
+	first := r.do("POST", "/pdp/piece/uploads", nil).want(t, http.StatusCreated).Header.Get("Location")
+	r.do("POST", "/pdp/piece/uploads", nil).want(t, http.StatusCreated)
+	r.do("POST", "/pdp/piece/uploads", nil).wantError(t, http.StatusTooManyRequests, "too_many_uploads")
+	r.doJSON("POST", "/pdp/piece", map[string]string{"pieceCid": commPOf(t, []byte("abc")).String()}).wantError(t, http.StatusTooManyRequests, "too_many_uploads")
+	// A failed upload frees its session.
+	r.do("PUT", first, bytes.NewReader(nil)).wantError(t, http.StatusBadRequest, "empty_piece")
+	r.do("POST", "/pdp/piece/uploads", nil).want(t, http.StatusCreated)
+	r.do("POST", "/pdp/piece/uploads", nil).wantError(t, http.StatusTooManyRequests, "too_many_uploads")
+	// Expiry frees the rest.
+	r.clock.Advance(2 * time.Hour)
+	if n, err := r.p.Sweep(t.Context()); err != nil || n != 2 {
+		t.Fatalf("swept %d, %v", n, err)
+	}
+	r.do("POST", "/pdp/piece/uploads", nil).want(t, http.StatusCreated)
+}

@@ -37,6 +37,7 @@ const (
 	DefaultSweepInterval     = time.Minute
 	DefaultMaxPieceReads     = 256
 	DefaultPieceReadWait     = 10 * time.Second
+	DefaultMaxSessions       = 100_000
 	DefaultMaxPiecesPerAdd   = 40
 	DefaultMaxRemovals       = 35
 	DefaultPullAttempts      = 3
@@ -81,6 +82,11 @@ type Config struct {
 	// SessionTTL is how long an upload session may sit unfinished (or finished but not
 	// finalized) before it is deleted; 0 means DefaultSessionTTL.
 	SessionTTL time.Duration
+	// MaxSessions caps the upload sessions kept at once (open, or finished and waiting for
+	// the sweep); past it new uploads get 429 until sessions finish or expire. Sessions cost
+	// no memory, but an unauthenticated client could otherwise fill the index. 0 means
+	// DefaultMaxSessions.
+	MaxSessions int
 	// SweepInterval is how often expired sessions and pull records are removed; 0 means
 	// DefaultSweepInterval, negative disables the background sweep (tests call Sweep).
 	SweepInterval time.Duration
@@ -144,11 +150,12 @@ type Provider struct {
 
 	roots *rootIndex // v1 CID (root only) → stored piece
 
-	mu      sync.Mutex
-	active  map[string]bool // upload sessions with a PUT in progress (never swept)
-	txs     *txLog
-	pulls   *pullJobs
-	pullSem chan struct{}
+	mu       sync.Mutex
+	active   map[string]bool // upload sessions with a PUT in progress (never swept)
+	sessions int             // upload sessions in the store
+	txs      *txLog
+	pulls    *pullJobs
+	pullSem  chan struct{}
 
 	ownClient bool // the pull client was made here, so Close releases its connections
 
@@ -186,6 +193,9 @@ func New(cfg Config) (*Provider, error) {
 	}
 	if cfg.MaxPieceReads <= 0 {
 		cfg.MaxPieceReads = DefaultMaxPieceReads
+	}
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = DefaultMaxSessions
 	}
 	if cfg.PieceReadWait == 0 {
 		cfg.PieceReadWait = DefaultPieceReadWait
@@ -351,6 +361,9 @@ func (p *Provider) Sweep(ctx context.Context) (int, error) {
 			continue
 		}
 		err := p.store.DeleteSession(s.ID)
+		if err == nil {
+			p.sessions--
+		}
 		p.mu.Unlock()
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return n, fmt.Errorf("provider: delete session %s: %w", s.ID, err)
@@ -371,14 +384,48 @@ func (p *Provider) dropInterruptedUploads() error {
 	if err != nil {
 		return fmt.Errorf("provider: list upload sessions: %w", err)
 	}
+	p.mu.Lock()
+	p.sessions = len(all)
+	p.mu.Unlock()
 	for _, s := range all {
 		if s.State != sessionUploading {
 			continue
 		}
-		if err := p.store.DeleteSession(s.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		if err := p.deleteSession(s.ID); err != nil {
 			return fmt.Errorf("provider: drop interrupted upload %s: %w", s.ID, err)
 		}
 		p.log.Info("dropped upload interrupted by a restart", "session", s.ID)
 	}
 	return nil
+}
+
+// createSession persists a new upload session unless MaxSessions are kept already.
+func (p *Provider) createSession(sess storage.Session) (storage.Session, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sessions >= p.cfg.MaxSessions {
+		return storage.Session{}, errorf(http.StatusTooManyRequests, "too_many_uploads",
+			"%d upload sessions are open; finish or let some expire first", p.sessions)
+	}
+	out, err := p.store.CreateSession(sess)
+	if err != nil {
+		return storage.Session{}, fmt.Errorf("create upload session: %w", err)
+	}
+	p.sessions++
+	return out, nil
+}
+
+// deleteSession deletes an upload session; one already gone is not an error.
+func (p *Provider) deleteSession(id string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	err := p.store.DeleteSession(id)
+	if err == nil {
+		p.sessions--
+		return nil
+	}
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	return err
 }
