@@ -274,7 +274,7 @@ func TestLyingProofSource(t *testing.T) {
 // timeout and the bytes go to the next provider (the input is rewound).
 func TestUploadStall(t *testing.T) {
 	d := newDevnet(t, 2)
-	c := d.newClient(100, func(cfg *Config) { cfg.StallTimeout = 300 * time.Millisecond })
+	c := d.newClient(100, func(cfg *Config) { cfg.StallTimeout = time.Second })
 	sp1, sp2 := d.providers[0], d.providers[1]
 	sp1.setFault(faultSlowPut)
 	defer sp1.release()

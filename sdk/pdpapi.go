@@ -99,12 +99,12 @@ func (c *Client) storeStreaming(ctx context.Context, base string, body io.Reader
 		return pdp.PieceCID{}, fmt.Errorf("sdk: provider %s: upload created without a usable Location header", base)
 	}
 	// A provider that stops reading the body for the stall timeout is abandoned. Once the body
-	// is sent, it gets the stall timeout plus a second per 50 MB to make the piece durable
-	// and answer.
+	// is sent, it gets twice the stall timeout plus a second per 50 MB to make the piece
+	// durable and answer.
 	putCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sr := newStallReader(body, c.cfg.StallTimeout, cancel)
-	sr.tail = c.cfg.StallTimeout + time.Duration(max(size, 0)/50e6)*time.Second
+	sr.tail = 2*c.cfg.StallTimeout + time.Duration(max(size, 0)/50e6)*time.Second
 	defer sr.stop()
 	req, err := http.NewRequestWithContext(putCtx, http.MethodPut, loc, sr)
 	if err != nil {
