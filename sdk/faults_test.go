@@ -41,7 +41,7 @@ func uploadedTo(t *testing.T, d *devnet, c *Client, data []byte) (*UploadResult,
 func TestMisbehavingProviders(t *testing.T) {
 	d := newDevnet(t, 2)
 	c := d.newClient(100, func(cfg *Config) {
-		cfg.StallTimeout = 300 * time.Millisecond
+		cfg.StallTimeout = time.Second
 		cfg.Window = 127 << 10 // several windows per piece, so a switch happens mid-download
 	})
 	data := randomBytes(7, 600_000)
