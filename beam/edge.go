@@ -51,6 +51,10 @@ type Config struct {
 	TrustForwardedFor bool
 	// FetchTimeout bounds one origin fetch (default 10 minutes).
 	FetchTimeout time.Duration
+	// CoalesceWait is how long a miss waits for another request's fetch of the same piece to
+	// finish (and then serves it from the cache) before fetching on its own (default 5 s;
+	// negative: never wait).
+	CoalesceWait time.Duration
 	// HTTPClient fetches from providers (default: a client with sane timeouts).
 	HTTPClient *http.Client
 	// Now is the clock for stats and rate limits (default time.Now).
@@ -75,6 +79,9 @@ type Edge struct {
 	now     func() time.Time
 	mux     *http.ServeMux
 	started time.Time
+
+	fillMu sync.Mutex
+	fills  map[pdp.PieceCID]chan struct{} // misses being fetched, closed when done
 
 	closeOnce sync.Once
 	closeErr  error
@@ -109,6 +116,9 @@ func New(cfg Config) (*Edge, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.CoalesceWait == 0 {
+		cfg.CoalesceWait = 5 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -151,7 +161,7 @@ func New(cfg Config) (*Edge, error) {
 	e := &Edge{cfg: cfg, cl: cl, key: cfg.Key, addr: addr, cache: cache, cat: cat, meter: m,
 		board:  newScoreboard(512, time.Minute, 120),
 		limits: newRequesterLimits(float64(limit(cfg.RequestsPerSecond, 20)), burst(cfg.RequestBurst, 40), float64(limit(cfg.EgressBytesPerSecond, 64<<20)), burst(cfg.EgressBurst, 8<<20)),
-		hc:     hc, log: cfg.Logger, now: cfg.Now, started: cfg.Now()}
+		hc:     hc, log: cfg.Logger, now: cfg.Now, started: cfg.Now(), fills: map[pdp.PieceCID]chan struct{}{}}
 	e.metrics = newEdgeMetrics(cache)
 	e.routes()
 	return e, nil
@@ -346,4 +356,45 @@ func (e *Edge) CheckAuthorized(ctx context.Context) error {
 		}
 	}
 	return fmt.Errorf("%w: %s is not in the chain's genesis edges %v", ErrNotAuthorized, e.addr.Hex(), in.Edges)
+}
+
+// beginFill marks a fetch of p as in progress; the returned func ends it. When another fetch
+// of p is already running, this one is not registered (it is a fallback after a wait).
+func (e *Edge) beginFill(p pdp.PieceCID) (end func()) {
+	e.fillMu.Lock()
+	defer e.fillMu.Unlock()
+	if _, busy := e.fills[p]; busy {
+		return func() {}
+	}
+	ch := make(chan struct{})
+	e.fills[p] = ch
+	return func() {
+		e.fillMu.Lock()
+		delete(e.fills, p)
+		e.fillMu.Unlock()
+		close(ch)
+	}
+}
+
+// awaitFill waits (up to CoalesceWait) for a running fetch of p and reports whether one
+// finished, so a burst of misses for one piece costs the origin one transfer.
+func (e *Edge) awaitFill(ctx context.Context, p pdp.PieceCID) bool {
+	if e.cfg.CoalesceWait < 0 {
+		return false
+	}
+	e.fillMu.Lock()
+	ch := e.fills[p]
+	e.fillMu.Unlock()
+	if ch == nil {
+		return false
+	}
+	t := time.NewTimer(e.cfg.CoalesceWait)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
 }

@@ -538,3 +538,47 @@ func TestClientLeavesMidMiss(t *testing.T) {
 		t.Fatalf("next client: %v, X-Cache %q", err, resp.Header.Get("X-Cache"))
 	}
 }
+
+// Concurrent misses for one piece cost the origin one transfer: the others wait for it and
+// are served from the cache.
+func TestConcurrentMissesCoalesce(t *testing.T) {
+	r := newRig(t, 1)
+	o := r.origins[0]
+	data, p := makePiece(t, 14, 100_000)
+	r.store(o, data, p)
+	r.dataSet(o, true, p)
+	o.delay.Store(int64(300 * time.Millisecond))
+	r.startEdge(nil)
+	type result struct {
+		body  []byte
+		cache string
+		err   error
+	}
+	results := make(chan result, 4)
+	for i := 0; i < 4; i++ {
+		go func() {
+			resp, body, err := r.get(p, "")
+			if err != nil {
+				results <- result{err: err}
+				return
+			}
+			results <- result{body, resp.Header.Get("X-Cache"), nil}
+		}()
+		if i == 0 {
+			time.Sleep(50 * time.Millisecond) // the first one is the fetch
+		}
+	}
+	hits := 0
+	for i := 0; i < 4; i++ {
+		res := <-results
+		if res.err != nil || !bytes.Equal(res.body, data) {
+			t.Fatalf("request: %v, equal %v", res.err, bytes.Equal(res.body, data))
+		}
+		if res.cache == "HIT" {
+			hits++
+		}
+	}
+	if n := o.fetches.Load(); n != 1 || hits != 3 {
+		t.Fatalf("origin fetched %d times, %d hits; want 1 and 3", n, hits)
+	}
+}

@@ -240,6 +240,10 @@ func (e *Edge) handlePiece(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n := end - start
+	if !hit && e.awaitFill(r.Context(), piece) && e.cache.has(piece) {
+		hit, cacheLabel = true, "hit"
+		h.Set("X-Cache", "HIT")
+	}
 	if hit {
 		if f, ok := e.cache.open(piece); ok {
 			defer f.Close()
@@ -451,6 +455,7 @@ func readFirst(r io.Reader, buf []byte, first func()) (int, error) {
 // the requested CID. Only then is the piece cached and the byte sent.
 func (e *Edge) fetchMiss(w http.ResponseWriter, r *http.Request, c candidate, piece pdp.PieceCID, key string, start, end uint64, partial bool) (out missOutcome) {
 	size := piece.RawSize()
+	defer e.beginFill(piece)()
 	t0 := e.now()
 	smp := Sample{At: t0}
 	defer func() {
