@@ -9,6 +9,9 @@
 // when the commitment equals the requested piece CID. When it does not, the connection is
 // aborted before the last byte, so a client never sees an unverified transfer complete.
 //
+// Concurrent misses for one piece wait (Config.CoalesceWait) for the running fetch and are
+// then served from the cache, so a burst costs the origin one transfer.
+//
 // A Range request on a miss fetches the whole piece from the origin (so it can be verified and
 // cached) and passes the requested bytes on as they go by; the range's last byte is held back
 // until the whole piece has been verified. That costs a ranged miss the time to the piece's last
@@ -34,4 +37,8 @@
 // at /metrics, JSON at /stats, and an HTML dashboard at /dashboard ranking providers by p50/p95
 // time-to-first-byte and success rate with a chart over time. Requests are rate limited per
 // requester (requests per second and egress bytes per second).
+//
+// New opens an Edge (Handler, Run, Close); Start does that and serves it on a listener in one
+// call, which is how `sp devnet` embeds an edge. The chain must list the edge's address in its
+// genesis Edges (CheckAuthorized tells).
 package beam
