@@ -67,8 +67,17 @@ func BenchmarkLoadRanges(b *testing.B) {
 
 	rig := newAPIRig(b, nil, 1, nil)
 	piece := rig.upload(data)
+	// The same store behind a provider without the 256-request cap: what the cap costs.
+	uncapped, err := New(Config{Store: rig.store, SweepInterval: -1, MaxPieceReads: 2000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer uncapped.Close()
+	usrv := httptest.NewServer(uncapped.Handler())
+	defer usrv.Close()
 	for _, tc := range []struct{ name, url string }{
 		{"provider", rig.srv.URL + "/piece/" + piece.String()},
+		{"provider-uncapped", usrv.URL + "/piece/" + piece.String()},
 		{"peer=net-http-fileserver", peer.URL + "/piece"},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
