@@ -196,5 +196,3 @@ func (c *pieceCache) usage() (bytes int64, pieces int) {
 	defer c.mu.Unlock()
 	return c.size, c.order.Len()
 }
-
-func removeFile(name string) error { return os.Remove(name) }

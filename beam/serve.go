@@ -500,25 +500,22 @@ func (e *Edge) fetchMiss(w http.ResponseWriter, r *http.Request, c candidate, pi
 		fail(rerr)
 		return out
 	}
-	var tmp interface {
-		io.Writer
-		Name() string
-		Close() error
+	// The fill file: only for pieces the cache can hold; a failed create still serves (and
+	// verifies) the piece, it just is not cached.
+	var tf *os.File
+	if int64(size) <= e.cache.maxBytes {
+		var err error
+		if tf, err = e.cache.createTemp(); err != nil {
+			e.log.Error("beam: cache fill", "err", err)
+			tf = nil
+		}
 	}
-	tf, terr := (*pieceCache).createTemp(e.cache)
-	if terr == nil && int64(size) <= e.cache.maxBytes {
-		tmp = tf
-		defer func() {
-			if tf != nil {
-				tf.Close()
-				_ = removeFile(tf.Name())
-			}
-		}()
-	} else if terr == nil {
-		tf.Close()
-		_ = removeFile(tf.Name())
-		tf = nil
-	}
+	defer func() {
+		if tf != nil { // not committed
+			tf.Close()
+			_ = os.Remove(tf.Name())
+		}
+	}()
 	calc := pdp.NewCalc(0)
 	defer calc.Reset()
 
@@ -530,12 +527,13 @@ func (e *Edge) fetchMiss(w http.ResponseWriter, r *http.Request, c candidate, pi
 	cw := &clientWriter{w: w, ctx: r.Context(), lim: e.limits.byteLimiter(key, t0), now: e.now}
 	var off uint64 // piece offset of buf[0]
 	var held byte  // the range's last byte, sent after verification
+	fillFailed := false
 	invalid := false
 	process := func(chunk []byte) {
-		if tmp != nil {
-			if _, err := tmp.Write(chunk); err != nil {
+		if tf != nil && !fillFailed {
+			if _, err := tf.Write(chunk); err != nil {
 				e.log.Error("beam: cache fill", "err", err)
-				tmp = nil
+				fillFailed = true
 			}
 		}
 		_, _ = calc.Write(chunk)
@@ -594,7 +592,7 @@ func (e *Edge) fetchMiss(w http.ResponseWriter, r *http.Request, c candidate, pi
 	if !cw.first.IsZero() {
 		e.metrics.serveTTFB.WithLabelValues("miss").Observe(cw.first.Sub(t0).Seconds())
 	}
-	if tmp != nil {
+	if tf != nil && !fillFailed {
 		if err := e.cache.commit(tf, piece); err != nil {
 			e.log.Error("beam: cache commit", "piece", piece.String(), "err", err)
 		}
