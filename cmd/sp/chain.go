@@ -45,7 +45,13 @@ func chainCommand() *cli.Command {
 			if c.Duration("epoch") <= 0 {
 				return fmt.Errorf("--epoch %v must be positive", c.Duration("epoch"))
 			}
-			l, err := chain.Open(c.String("data-dir"), chain.Options{Config: &cfg, EpochDuration: c.Duration("epoch")})
+			// The epoch duration is part of the genesis: pass it only when the operator set it,
+			// so reopening an existing ledger uses the duration it was created with.
+			opts := chain.Options{Config: &cfg}
+			if c.IsSet("epoch") {
+				opts.EpochDuration = c.Duration("epoch")
+			}
+			l, err := chain.Open(c.String("data-dir"), opts)
 			if err != nil {
 				return err
 			}
@@ -60,7 +66,7 @@ func chainCommand() *cli.Command {
 			g := l.Config()
 			fmt.Fprintf(c.App.Writer, "chain %d at http://%s (data in %s)\n", g.ChainID, ln.Addr(), c.String("data-dir"))
 			fmt.Fprintf(c.App.Writer, "epoch %v, proving period %d epochs, challenge window %d, finality %d, faucet %v, head epoch %d\n",
-				c.Duration("epoch"), g.ProvingPeriod, g.ChallengeWindow, g.ChallengeFinality, g.Faucet, l.Epoch())
+				l.EpochDuration(), g.ProvingPeriod, g.ChallengeWindow, g.ChallengeFinality, g.Faucet, l.Epoch())
 			select {
 			case err := <-done:
 				return err
