@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ethereum/go-ethereum/common"
 	"net"
 	"net/http"
 	"time"
@@ -30,6 +31,7 @@ func chainCommand() *cli.Command {
 			&cli.Int64Flag{Name: "challenge-window", Value: int64(chain.DefaultConfig().ChallengeWindow), EnvVars: env("challenge-window"), Usage: "challenge window in epochs (genesis)"},
 			&cli.Int64Flag{Name: "challenge-finality", Value: int64(chain.DefaultConfig().ChallengeFinality), EnvVars: env("challenge-finality"), Usage: "minimum epochs between scheduling and a challenge (genesis)"},
 			&cli.BoolFlag{Name: "no-faucet", EnvVars: env("no-faucet"), Usage: "disable the devnet faucet (genesis)"},
+			&cli.StringSliceFlag{Name: "edge", EnvVars: env("edge"), Usage: "address of a beam CDN edge allowed to report usage (genesis; repeatable)"},
 			logLevelFlag,
 		},
 		Action: func(c *cli.Context) error {
@@ -39,6 +41,12 @@ func chainCommand() *cli.Command {
 			cfg.ChallengeWindow = abi.ChainEpoch(c.Int64("challenge-window"))
 			cfg.ChallengeFinality = abi.ChainEpoch(c.Int64("challenge-finality"))
 			cfg.Faucet = !c.Bool("no-faucet")
+			for _, e := range c.StringSlice("edge") {
+				if !common.IsHexAddress(e) {
+					return fmt.Errorf("--edge %q is not an address (0x followed by 40 hex digits)", e)
+				}
+				cfg.Edges = append(cfg.Edges, common.HexToAddress(e))
+			}
 			if err := cfg.Validate(); err != nil {
 				return err
 			}

@@ -3,32 +3,39 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
+	"strconv"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/urfave/cli/v2"
 
+	"github.com/warmstore/warmstore/beam"
+	"github.com/warmstore/warmstore/chain"
 	"github.com/warmstore/warmstore/provider"
 )
 
 func devnetCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "devnet",
-		Usage: "run a chain and N providers in one process on loopback, with a funded demo wallet",
+		Usage: "run a chain, N providers and a beam CDN edge in one process on loopback, with a funded demo wallet",
 		Description: "Starts a devnet chain (1 s epochs by default; the proving rules are the real ones: 120-epoch\n" +
 			"periods, 20-epoch windows) and --providers providers, each registered on chain, proving and\n" +
 			"settling, and prints their URLs and a demo wallet (private key and address) funded from the faucet,\n" +
-			"with funds deposited and the warm-storage service approved. Reusing --dir resumes the same devnet.\n" +
-			"There is no beam CDN edge yet (sp beam does not exist in this build): retrieve pieces from the\n" +
-			"providers' /piece/{cid} directly.",
+			"with funds deposited and the warm-storage service approved, and a beam CDN edge (authorized at\n" +
+			"genesis) serving /{payer}/{pieceCid} for data sets uploaded with --cdn. Reusing --dir resumes the\n" +
+			"same devnet.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dir", Value: defaultDir("devnet"), EnvVars: env("devnet-dir"), Usage: "devnet data directory"},
 			&cli.IntFlag{Name: "providers", Value: 2, EnvVars: env("providers"), Usage: "number of providers"},
 			&cli.StringFlag{Name: "host", Value: "127.0.0.1", EnvVars: env("devnet-host"), Usage: "address to listen on"},
 			&cli.IntFlag{Name: "port", Value: 7700, EnvVars: env("devnet-port"), Usage: "chain port; provider i listens on port+i (0: random ports)"},
 			&cli.DurationFlag{Name: "epoch", Value: time.Second, EnvVars: env("epoch"), Usage: "epoch duration"},
+			&cli.IntFlag{Name: "beam-port", Value: 7800, EnvVars: env("beam-port"), Usage: "beam CDN edge port (0: a random port)"},
 			&cli.DurationFlag{Name: "settle-interval", Value: time.Minute, EnvVars: env("settle-interval"), Usage: "how often providers settle their rails"},
 			logLevelFlag,
 		},
@@ -37,12 +44,39 @@ func devnetCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			// The edge's key must exist before the chain's genesis, which lists the edges allowed
+			// to report usage.
+			dir := c.String("dir")
+			edgeKey, _, err := provider.LoadOrCreateKey(filepath.Join(dir, "beam", "edge.key"))
+			if err != nil {
+				return err
+			}
+			genesis := chain.DefaultConfig()
+			genesis.Edges = []common.Address{crypto.PubkeyToAddress(edgeKey.PublicKey)}
 			d, err := provider.StartDevnet(c.Context, provider.DevnetConfig{
-				Dir: c.String("dir"), Providers: c.Int("providers"), Host: c.String("host"), ChainPort: c.Int("port"),
+				Dir: dir, Providers: c.Int("providers"), Host: c.String("host"), ChainPort: c.Int("port"),
 				EpochDuration: c.Duration("epoch"), SettleInterval: c.Duration("settle-interval"), Logger: log,
+				ChainConfig: &genesis,
 			})
 			if err != nil {
 				return err
+			}
+			beamPort := c.Int("beam-port")
+			if c.Int("port") == 0 {
+				beamPort = 0
+			}
+			edge, err := beam.Start(c.Context, net.JoinHostPort(c.String("host"), strconv.Itoa(beamPort)), beam.Config{
+				ChainURL: d.ChainURL(), Key: edgeKey, Dir: filepath.Join(dir, "beam"),
+				ReportInterval: 10 * time.Second, ProbeInterval: 30 * time.Second, Logger: log,
+			})
+			if err != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				_ = d.Close(ctx)
+				if errors.Is(err, beam.ErrNotAuthorized) {
+					return fmt.Errorf("%w: this devnet directory was created before its beam edge; start a new one with another --dir", err)
+				}
+				return fmt.Errorf("beam edge: %w", err)
 			}
 			out := c.App.Writer
 			g := d.Ledger.Config()
@@ -55,13 +89,14 @@ func devnetCommand() *cli.Command {
 			fmt.Fprintf(out, "private key 0x%s\n", hex.EncodeToString(crypto.FromECDSA(d.Wallet)))
 			wallet, _ := filepath.Abs(filepath.Join(c.String("dir"), "wallet.key"))
 			fmt.Fprintf(out, "client env  export WARMSTORE_CHAIN=%s WARMSTORE_WALLET=%s\n", d.ChainURL(), wallet)
-			fmt.Fprintln(out, "beam CDN edge: not available yet (sp beam is not built); fetch pieces from a provider's /piece/{cid}")
+			fmt.Fprintf(out, "beam        %s  %s  (CDN edge: /{payer}/{pieceCid}, /dashboard)\n", edge.URL(), crypto.PubkeyToAddress(edgeKey.PublicKey).Hex())
 			fmt.Fprintln(out, "ready; Ctrl-C stops the devnet")
 			<-c.Context.Done()
 			fmt.Fprintln(out, "shutting down")
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			return d.Close(ctx)
+			// The edge goes first so its last usage report still reaches the chain.
+			return errors.Join(edge.Close(ctx), d.Close(ctx))
 		},
 	}
 }

@@ -2,7 +2,8 @@
 //
 //	sp run      a provider (HTTP API, prover, settler); embeds a devnet chain without --chain
 //	sp chain    the standalone ledger server
-//	sp devnet   a chain and N providers in one process on loopback, plus a funded demo wallet
+//	sp devnet   a chain, N providers and a beam edge in one process on loopback, plus a funded demo wallet
+//	sp beam     the metered CDN edge
 //	sp load     a Range-request load test against a /piece URL (or any HTTP file)
 //
 // Every flag can also be set through the environment variable named in its help
@@ -54,7 +55,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ErrWriter: stderr,
 		// urfave/cli would call os.Exit from inside Run; run decides the status instead.
 		ExitErrHandler: func(*cli.Context, error) {},
-		Commands:       []*cli.Command{runCommand(), chainCommand(), devnetCommand(), loadCommand()},
+		Commands:       []*cli.Command{runCommand(), chainCommand(), devnetCommand(), beamCommand(), loadCommand()},
 	}
 }
 

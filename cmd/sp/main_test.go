@@ -209,7 +209,7 @@ func TestLoadCommand(t *testing.T) {
 }
 
 // TestDevnetCommand runs `sp devnet` in-process: a chain and two providers start, the demo
-// wallet is funded, the missing CDN edge is said so, and cancelling stops everything.
+// wallet is funded, the beam edge serves and is authorized on chain, and cancelling stops everything.
 func TestDevnetCommand(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -246,10 +246,19 @@ func TestDevnetCommand(t *testing.T) {
 	if err != nil || crypto.PubkeyToAddress(key.PublicKey) != wallet {
 		t.Fatalf("private key line does not match the wallet address: %v", err)
 	}
-	if !strings.Contains(text, "beam CDN edge: not available") {
-		t.Fatalf("output does not say the CDN edge is missing:\n%s", text)
-	}
 	c := chain.NewClient(chainURL, nil)
+	// The beam edge runs, answers, and is one of the chain's genesis edges (else its usage
+	// reports would be refused).
+	beamLine := get("beam")
+	info, err := c.Info(ctx)
+	if err != nil || len(info.Edges) != 1 || info.Edges[0] != common.HexToAddress(beamLine[1]) {
+		t.Fatalf("chain edges %+v (%v), want the beam edge %s", info, err, beamLine[1])
+	}
+	resp, err := http.Get(beamLine[0] + "/dashboard")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("beam dashboard at %s: %v %v", beamLine[0], resp, err)
+	}
+	resp.Body.Close()
 	acc, err := c.Account(ctx, wallet)
 	if err != nil || acc.Payments.Funds.Sign() <= 0 || acc.Wallet.Sign() <= 0 {
 		t.Fatalf("demo wallet account %+v, %v", acc, err)
