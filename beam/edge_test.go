@@ -168,9 +168,8 @@ func TestWrongBytesNeverPassAsValid(t *testing.T) {
 	}
 	// Billed: the 100-byte ranged miss (to the good provider's data set) and the 200000-byte
 	// hit (on the CDN rail only); never the aborted transfer.
-	var total uint64
-	for _, u := range r.edge.Usage() {
-		total += u.ServedBytes
+	usage, total := r.meteredAtLeast(200_100)
+	for _, u := range usage {
 		if u.DataSetID == dsBad && u.ServedMissBytes != 0 {
 			t.Fatalf("the corrupt origin was credited with cache-miss bytes: %+v", u)
 		}

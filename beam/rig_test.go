@@ -262,6 +262,23 @@ func (r *rig) sync() {
 	}
 }
 
+// meteredAtLeast waits until the edge has metered at least want served bytes and returns its
+// usage then. The handler meters after its last write, so a client can hold every byte before
+// the meter has counted them; tests that compare billed with served bytes wait here first and
+// still assert the exact total, so over-billing fails.
+func (r *rig) meteredAtLeast(want uint64) (usage []Usage, total uint64) {
+	r.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		usage, total = r.edge.Usage(), 0
+		for _, u := range usage {
+			total += u.ServedBytes
+		}
+		if total >= want || time.Now().After(deadline) {
+			return usage, total
+		}
+	}
+}
+
 func (r *rig) stopEdge() {
 	if r.edge == nil {
 		return
