@@ -35,8 +35,9 @@ func (p *Provider) routes(gat prometheus.Gatherer) http.Handler {
 	handle("POST /pdp/piece/uploads/{id}", p.handleStreamingFinalize)
 	handle("POST /pdp/piece/pull", p.handlePull)
 
-	// Retrieval.
+	// Retrieval, and Merkle proofs that let a client verify any byte range it fetched.
 	handle("GET /piece/{cid}", p.handleRetrieve)
+	handle(RangeProofPattern, RangeProofHandler(p.store).ServeHTTP)
 
 	// Data sets.
 	handle("POST /pdp/data-sets", p.handleCreateDataSet)

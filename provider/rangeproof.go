@@ -55,7 +55,7 @@ func RangeProofSpan(p pdp.PieceCID, start, end uint64) (rawStart, rawEnd, leafSt
 // Query: start and end are raw byte offsets, end exclusive (0 <= start < end <= raw size).
 // Answers: 200 RangeProof; 400 for a malformed CID or range; 416 for a range outside the
 // piece; 404 when the piece is not stored; 500 when the stored piece is damaged (it is never
-// proven then).
+// proven then). Refusals are the provider's JSON {code, message}.
 func RangeProofHandler(store *storage.Store) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cidText := r.PathValue("pieceCid")
@@ -67,28 +67,28 @@ func RangeProofHandler(store *storage.Store) http.Handler {
 		}
 		piece, err := pdp.ParsePieceCID(cidText)
 		if err != nil {
-			http.Error(w, fmt.Sprintf("piece CID: %v (a v2 piece CID is required: it carries the size)", err), http.StatusBadRequest)
+			writeError(w, http.StatusBadRequest, "bad_piece_cid", fmt.Sprintf("piece CID: %v (a v2 piece CID is required: it carries the size)", err))
 			return
 		}
 		q := r.URL.Query()
 		start, err1 := strconv.ParseUint(q.Get("start"), 10, 64)
 		end, err2 := strconv.ParseUint(q.Get("end"), 10, 64)
 		if err1 != nil || err2 != nil {
-			http.Error(w, "query must have start and end as decimal raw byte offsets (end exclusive)", http.StatusBadRequest)
+			writeError(w, http.StatusBadRequest, "bad_request", "query must have start and end as decimal raw byte offsets (end exclusive)")
 			return
 		}
 		rawStart, rawEnd, leafStart, leafEnd, err := RangeProofSpan(piece, start, end)
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusRequestedRangeNotSatisfiable)
+			writeError(w, http.StatusRequestedRangeNotSatisfiable, "bad_range", err.Error())
 			return
 		}
 		proofs, err := store.ProveLeaves(r.Context(), piece, []uint64{leafStart, leafEnd})
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
-			http.Error(w, "piece not stored here", http.StatusNotFound)
+			writeError(w, http.StatusNotFound, "piece_not_found", "piece not stored here")
 			return
 		case err != nil:
-			http.Error(w, fmt.Sprintf("cannot prove the range: %v", err), http.StatusInternalServerError)
+			writeError(w, http.StatusInternalServerError, "piece_damaged", fmt.Sprintf("cannot prove the range: %v", err))
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")

@@ -111,10 +111,7 @@ func (d *devnet) addProvider(name string) *devProvider {
 		t.Fatal(err)
 	}
 	dp.prov = p
-	mux := http.NewServeMux()
-	mux.Handle(provider.RangeProofPattern, provider.RangeProofHandler(st))
-	mux.Handle("/", p.Handler())
-	handler.Store(dp.tamper(mux))
+	handler.Store(dp.tamper(p.Handler()))
 	ctx := context.Background()
 	if _, err := cc.RegisterProvider(ctx, key, chain.RegisterProviderBody{ServiceURL: dp.srv.URL, Name: name}); err != nil {
 		t.Fatal(err)

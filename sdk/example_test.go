@@ -49,7 +49,6 @@ func Example() {
 			log.Fatal(err)
 		}
 		defer p.Close()
-		mux.Handle(provider.RangeProofPattern, provider.RangeProofHandler(store))
 		mux.Handle("/", p.Handler())
 		if _, err := chain.NewClient(chainSrv.URL, nil).RegisterProvider(ctx, key, chain.RegisterProviderBody{ServiceURL: srv.URL, Name: fmt.Sprint("sp", i)}); err != nil {
 			log.Fatal(err)
