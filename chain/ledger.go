@@ -482,12 +482,14 @@ func (l *Ledger) ReplayHash() ([32]byte, error) {
 }
 
 // store is the committed state as a Store.
-func (l *Ledger) store() Store { return pebbleStore{db: l.db} }
+func (l *Ledger) store() Store { return readerStore{l.db} }
 
-type pebbleStore struct{ db *pebble.DB }
+// readerStore is the state under pfxState of a pebble.Reader: the live database for the
+// writer, a snapshot for consistent reads.
+type readerStore struct{ r pebble.Reader }
 
-func (p pebbleStore) Get(key []byte) ([]byte, bool, error) {
-	v, closer, err := p.db.Get(append(bytes.Clone(pfxState), key...))
+func (p readerStore) Get(key []byte) ([]byte, bool, error) {
+	v, closer, err := p.r.Get(append(bytes.Clone(pfxState), key...))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
 	}
@@ -499,9 +501,9 @@ func (p pebbleStore) Get(key []byte) ([]byte, bool, error) {
 	return out, true, nil
 }
 
-func (p pebbleStore) Iterate(prefix []byte, fn func(key, value []byte) error) error {
+func (p readerStore) Iterate(prefix []byte, fn func(key, value []byte) error) error {
 	lo := append(bytes.Clone(pfxState), prefix...)
-	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+	it, err := p.r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
 	if err != nil {
 		return err
 	}
@@ -531,35 +533,5 @@ func (l *Ledger) Read(fn func(*View) error) error {
 	defer l.readers.Done()
 	snap := l.db.NewSnapshot()
 	defer snap.Close()
-	return fn(NewView(snapshotStore{snap}, l.gen.Config, now, l.beacon))
-}
-
-type snapshotStore struct{ s *pebble.Snapshot }
-
-func (p snapshotStore) Get(key []byte) ([]byte, bool, error) {
-	v, closer, err := p.s.Get(append(bytes.Clone(pfxState), key...))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("%w: read %q: %v", ErrInternal, key, err)
-	}
-	out := bytes.Clone(v)
-	_ = closer.Close()
-	return out, true, nil
-}
-
-func (p snapshotStore) Iterate(prefix []byte, fn func(key, value []byte) error) error {
-	lo := append(bytes.Clone(pfxState), prefix...)
-	it, err := p.s.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
-	if err != nil {
-		return err
-	}
-	defer it.Close()
-	for ok := it.First(); ok; ok = it.Next() {
-		if err := fn(it.Key()[len(pfxState):], it.Value()); err != nil {
-			return err
-		}
-	}
-	return it.Error()
+	return fn(NewView(readerStore{snap}, l.gen.Config, now, l.beacon))
 }
