@@ -1,0 +1,433 @@
+package ipfs_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+	carv2 "github.com/ipld/go-car/v2"
+	carblockstore "github.com/ipld/go-car/v2/blockstore"
+
+	"github.com/warmstore/warmstore/ipfs"
+	"github.com/warmstore/warmstore/pdp"
+	"github.com/warmstore/warmstore/storage"
+)
+
+// rig is a real piece store, a real index and boxo's gateway on loopback.
+type rig struct {
+	store *storage.Store
+	index *ipfs.Index
+	srv   *httptest.Server
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := storage.Open(filepath.Join(dir, "storage"), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	x, err := ipfs.OpenIndex(filepath.Join(dir, "ipfs-index"), st, ipfs.IndexOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { x.Close() })
+	gw, err := ipfs.NewGateway(x, ipfs.GatewayConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gw)
+	t.Cleanup(srv.Close)
+	return &rig{store: st, index: x, srv: srv}
+}
+
+// add builds path into a CAR, stores it as a piece and indexes it for data set 1.
+func (r *rig) add(t *testing.T, path string) (cid.Cid, pdp.PieceCID) {
+	t.Helper()
+	ctx := context.Background()
+	var car bytes.Buffer
+	root, err := ipfs.BuildCAR(ctx, path, &car)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := r.store.Ingest(ctx, &car, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := r.index.AddPiece(ctx, info.Piece, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.Roots) != 1 || !rec.Roots[0].Equals(root) || rec.Blocks == 0 {
+		t.Fatalf("index record %+v, want one root %s and some blocks", rec, root)
+	}
+	return root, info.Piece
+}
+
+func randomBytes(seed uint64, n int) []byte {
+	b := make([]byte, n)
+	rng := rand.New(rand.NewPCG(seed, 7))
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return b
+}
+
+func writeFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tree makes a nested directory: files of several sizes (one spanning many chunks), an empty
+// file, an empty directory and a repeated file (duplicate blocks).
+func tree(t *testing.T) string {
+	root := filepath.Join(t.TempDir(), "site")
+	writeFile(t, filepath.Join(root, "index.html"), []byte("<h1>warmstore</h1>\n"))
+	writeFile(t, filepath.Join(root, "assets", "big.bin"), randomBytes(1, 3*ipfs.ChunkSize+12345))
+	writeFile(t, filepath.Join(root, "assets", "copy.bin"), randomBytes(1, 3*ipfs.ChunkSize+12345))
+	writeFile(t, filepath.Join(root, "assets", "deep", "deeper", "note.txt"), []byte("down here"))
+	writeFile(t, filepath.Join(root, "empty.txt"), nil)
+	if err := os.MkdirAll(filepath.Join(root, "nothing"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// sameTree fails unless want and got hold the same names, kinds and file bytes.
+func sameTree(t *testing.T, want, got string) {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(want, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(want, p)
+		gp := filepath.Join(got, rel)
+		gi, err := os.Stat(gp)
+		if err != nil {
+			return err
+		}
+		if gi.IsDir() != d.IsDir() {
+			t.Errorf("%s: directory %v, want %v", rel, gi.IsDir(), d.IsDir())
+			return nil
+		}
+		if !d.IsDir() {
+			a, _ := os.ReadFile(p)
+			b, _ := os.ReadFile(gp)
+			if !bytes.Equal(a, b) {
+				t.Errorf("%s: %d bytes differ from the original %d", rel, len(b), len(a))
+			}
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := 0
+	filepath.WalkDir(got, func(string, os.DirEntry, error) error { m++; return nil })
+	if m != n {
+		t.Errorf("fetched tree has %d entries, the original %d", m, n)
+	}
+}
+
+func TestRoundTripFile(t *testing.T) {
+	r := newRig(t)
+	for _, size := range []int{0, 1, ipfs.ChunkSize, 5*ipfs.ChunkSize + 3} {
+		src := filepath.Join(t.TempDir(), "f.bin")
+		data := randomBytes(uint64(size), size)
+		writeFile(t, src, data)
+		root, _ := r.add(t, src)
+		out := filepath.Join(t.TempDir(), "out.bin")
+		res, err := ipfs.Fetch(context.Background(), nil, r.srv.URL, root, out)
+		if err != nil {
+			t.Fatalf("size %d: %v", size, err)
+		}
+		got, err := os.ReadFile(out)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("size %d: fetched %d bytes (%v), want the original", size, len(got), err)
+		}
+		wantBlocks := 1
+		if size > ipfs.ChunkSize {
+			wantBlocks = (size+ipfs.ChunkSize-1)/ipfs.ChunkSize + 1
+		}
+		if res.Blocks != wantBlocks {
+			t.Errorf("size %d: %d blocks, want %d", size, res.Blocks, wantBlocks)
+		}
+	}
+}
+
+func TestRoundTripNestedDirectory(t *testing.T) {
+	r := newRig(t)
+	src := tree(t)
+	root, _ := r.add(t, src)
+	out := filepath.Join(t.TempDir(), "got")
+	if _, err := ipfs.Fetch(context.Background(), nil, r.srv.URL, root, out); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, src, out)
+
+	// A path inside the DAG resolves through the gateway: fetch one nested file.
+	res, err := http.Get(r.srv.URL + "/ipfs/" + root.String() + "/assets/deep/deeper/note.txt?format=car")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("path request: %d", res.StatusCode)
+	}
+	br, err := carv2.NewBlockReader(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last []byte
+	for {
+		b, err := br.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = b.RawData()
+	}
+	if string(last) != "down here" {
+		t.Fatalf("path CAR ends with %q, want the file's raw leaf", last)
+	}
+}
+
+func TestRawBlockAndMissingBlock(t *testing.T) {
+	r := newRig(t)
+	src := filepath.Join(t.TempDir(), "small.txt")
+	writeFile(t, src, []byte("one raw block"))
+	root, _ := r.add(t, src)
+	get := func(c cid.Cid) *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, r.srv.URL+"/ipfs/"+c.String(), nil)
+		req.Header.Set("Accept", "application/vnd.ipld.raw")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { res.Body.Close() })
+		return res
+	}
+	res := get(root)
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK || string(body) != "one raw block" || res.Header.Get("Content-Type") != "application/vnd.ipld.raw" {
+		t.Fatalf("raw block: %d %q %q", res.StatusCode, res.Header.Get("Content-Type"), body)
+	}
+	missing, _ := cid.Prefix{Version: 1, Codec: cid.Raw, MhType: 0x12, MhLength: -1}.Sum([]byte("never stored"))
+	if res := get(missing); res.StatusCode != http.StatusNotFound {
+		t.Fatalf("missing block: %d, want 404", res.StatusCode)
+	}
+	if _, err := ipfs.Fetch(context.Background(), nil, r.srv.URL, missing, filepath.Join(t.TempDir(), "x")); !errors.Is(err, ipfs.ErrNotFound) {
+		t.Fatalf("fetch of a missing root: %v, want ErrNotFound", err)
+	}
+}
+
+func TestRemovePieceDropsBlocks(t *testing.T) {
+	r := newRig(t)
+	src := tree(t)
+	root, piece := r.add(t, src)
+	ctx := context.Background()
+	if _, err := r.index.AddPiece(ctx, piece, 2); err != nil { // a second data set holds it too
+		t.Fatal(err)
+	}
+	bs := r.index.Blockstore()
+	if removed, err := r.index.RemovePiece(piece, 1); err != nil || removed {
+		t.Fatalf("remove for data set 1: removed=%v err=%v; data set 2 still wants it", removed, err)
+	}
+	if ok, err := bs.Has(ctx, root); err != nil || !ok {
+		t.Fatalf("root after the first removal: has=%v err=%v", ok, err)
+	}
+	if removed, err := r.index.RemovePiece(piece, 2); err != nil || !removed {
+		t.Fatalf("remove for data set 2: removed=%v err=%v", removed, err)
+	}
+	if ok, err := bs.Has(ctx, root); err != nil || ok {
+		t.Fatalf("root after the last removal: has=%v err=%v", ok, err)
+	}
+	keys, err := bs.AllKeysChan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range keys {
+		t.Fatalf("block %s still indexed", k)
+	}
+	if _, ok, err := r.index.Piece(piece); ok || err != nil {
+		t.Fatalf("piece record after removal: ok=%v err=%v", ok, err)
+	}
+	if _, err := ipfs.Fetch(ctx, nil, r.srv.URL, root, filepath.Join(t.TempDir(), "x")); !errors.Is(err, ipfs.ErrNotFound) {
+		t.Fatalf("fetch after removal: %v, want ErrNotFound", err)
+	}
+}
+
+// TestTamperedBlockIsCaught puts a proxy between Fetch and the gateway that flips one byte
+// of block data in the CAR it relays.
+func TestTamperedBlockIsCaught(t *testing.T) {
+	r := newRig(t)
+	src := filepath.Join(t.TempDir(), "f.bin")
+	writeFile(t, src, randomBytes(9, 2*ipfs.ChunkSize+10))
+	root, _ := r.add(t, src)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		out, _ := http.NewRequest(req.Method, r.srv.URL+req.URL.RequestURI(), nil)
+		out.Header = req.Header.Clone()
+		res, err := http.DefaultClient.Do(out)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		body[len(body)-100] ^= 0x01 // inside the last block's data
+		w.Header().Set("Content-Type", res.Header.Get("Content-Type"))
+		w.WriteHeader(res.StatusCode)
+		w.Write(body)
+	}))
+	defer proxy.Close()
+	out := filepath.Join(t.TempDir(), "out.bin")
+	if _, err := ipfs.Fetch(context.Background(), nil, proxy.URL, root, out); !errors.Is(err, ipfs.ErrBlockMismatch) {
+		t.Fatalf("fetch through a tampering proxy: %v, want ErrBlockMismatch", err)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("a tampered fetch wrote the output file")
+	}
+}
+
+// TestIncompleteCARIsCaught drops the last block of the CAR: every block that arrives is
+// valid, but the DAG cannot be walked.
+func TestIncompleteCARIsCaught(t *testing.T) {
+	ctx := context.Background()
+	src := filepath.Join(t.TempDir(), "f.bin")
+	writeFile(t, src, randomBytes(3, 3*ipfs.ChunkSize))
+	var car bytes.Buffer
+	root, err := ipfs.BuildCAR(ctx, src, &car)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Copy every block but one into a fresh spool, then walk.
+	spool := filepath.Join(t.TempDir(), "spool.car")
+	bs, err := carblockstore.OpenReadWrite(spool, []cid.Cid{root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bs.Discard()
+	br, err := carv2.NewBlockReader(&car)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		b, err := br.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 {
+			continue
+		}
+		if err := bs.Put(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ipfs.WriteTree(ctx, bs, root, filepath.Join(t.TempDir(), "out")); !errors.Is(err, ipfs.ErrIncomplete) {
+		t.Fatalf("walk with a missing block: %v, want ErrIncomplete", err)
+	}
+}
+
+// TestCARReadableByGoCar checks BuildCAR's output with go-car's own readers: a valid CARv1
+// whose one root is the DAG root, every block hashing to its CID, and an index go-car builds.
+func TestCARReadableByGoCar(t *testing.T) {
+	ctx := context.Background()
+	src := tree(t)
+	carPath := filepath.Join(t.TempDir(), "site.car")
+	f, err := os.Create(carPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := ipfs.BuildCAR(ctx, src, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if want, err := ipfs.RootOf(ctx, src); err != nil || !want.Equals(root) {
+		t.Fatalf("RootOf %s (%v), BuildCAR %s", want, err, root)
+	}
+	if root.Version() != 1 || root.Type() != cid.DagProtobuf {
+		t.Fatalf("root %s: want a CIDv1 dag-pb directory", root)
+	}
+	rd, err := carv2.OpenReader(carPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	if rd.Version != 1 {
+		t.Fatalf("CAR version %d, want 1", rd.Version)
+	}
+	roots, err := rd.Roots()
+	if err != nil || len(roots) != 1 || !roots[0].Equals(root) {
+		t.Fatalf("roots %v (%v), want [%s]", roots, err, root)
+	}
+	ro, err := carblockstore.OpenReadOnly(carPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	keys, err := ro.AllKeysChan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for k := range keys {
+		b, err := ro.Get(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ipfs.VerifyBlock(k, b.RawData()); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	// Blocks: 5 directories, index.html, note.txt, empty.txt (3 raw leaves), big.bin and
+	// copy.bin share their 4 leaves and 1 file node.
+	if n != 13 {
+		t.Fatalf("%d distinct blocks, want 13", n)
+	}
+	// The directory survives a walk through go-car's blockstore too.
+	out := filepath.Join(t.TempDir(), "walked")
+	if err := ipfs.WriteTree(ctx, ro, root, out); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, src, out)
+}
+
+func TestIndexRefusesNonCAR(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	info, err := r.store.Ingest(ctx, bytes.NewReader(randomBytes(5, 5000)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.index.AddPiece(ctx, info.Piece, 1); !errors.Is(err, ipfs.ErrNotCAR) {
+		t.Fatalf("index random bytes: %v, want ErrNotCAR", err)
+	}
+	if _, ok, _ := r.index.Piece(info.Piece); ok {
+		t.Fatal("a refused piece is recorded as indexed")
+	}
+}
