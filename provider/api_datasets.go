@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/big"
 	"net/http"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/filecoin-project/go-state-types/abi"
 
 	"github.com/warmstore/warmstore/chain"
+	"github.com/warmstore/warmstore/chain/extradata"
 	"github.com/warmstore/warmstore/pdp"
 )
 
@@ -305,7 +307,7 @@ func (p *Provider) countTx(kind string, err error) {
 }
 
 // sendCreate sends the payer's CreateDataSet and returns the receipt and the new data set id.
-func (p *Provider) sendCreate(ctx context.Context, c CreateDataSetExtra) (*chain.Receipt, uint64, error) {
+func (p *Provider) sendCreate(ctx context.Context, c extradata.CreateDataSet) (*chain.Receipt, uint64, error) {
 	rc, err := p.chain.CreateDataSet(ctx, p.cfg.Key, chain.CreateDataSetBody{
 		Payer: c.Payer, ClientDataSetID: abi.TokenAmount{Int: orZero(c.ClientDataSetID)},
 		Metadata: c.Metadata, Signature: c.Signature,
@@ -324,7 +326,7 @@ func (p *Provider) sendCreate(ctx context.Context, c CreateDataSetExtra) (*chain
 
 // sendAdd sends the payer's AddPieces and takes a storage reference for every piece, so GC
 // keeps what a data set holds.
-func (p *Provider) sendAdd(ctx context.Context, dataSetID uint64, pieces []pdp.PieceCID, a AddPiecesExtra) (*chain.Receipt, []uint64, error) {
+func (p *Provider) sendAdd(ctx context.Context, dataSetID uint64, pieces []pdp.PieceCID, a extradata.AddPieces) (*chain.Receipt, []uint64, error) {
 	meta := a.PieceMetadata
 	if len(meta) == 0 {
 		meta = nil
@@ -382,21 +384,21 @@ func (p *Provider) createDataSet(w http.ResponseWriter, r *http.Request, withPie
 	if err := p.checkRecordKeeper(ctx, req.RecordKeeper, true); err != nil {
 		return err
 	}
-	limit := MaxCreateExtraData
+	limit := extradata.MaxCreateSize
 	if withPieces {
-		limit = MaxCreateExtraData + MaxAddExtraData + 256
+		limit = extradata.MaxCreateSize + extradata.MaxAddSize + 256
 	}
 	raw, err := decodeHexExtra(req.ExtraData, limit)
 	if err != nil {
 		return err
 	}
 	var (
-		create CreateDataSetExtra
-		add    AddPiecesExtra
+		create extradata.CreateDataSet
+		add    extradata.AddPieces
 		pieces []pdp.PieceCID
 	)
 	if withPieces {
-		if create, add, err = DecodeCreateAndAddExtra(raw); err != nil {
+		if create, add, err = extradata.DecodeCreateAndAdd(raw); err != nil {
 			return extraError(err)
 		}
 		if pieces, err = p.parseAddPieces(req.Pieces); err != nil {
@@ -415,7 +417,7 @@ func (p *Provider) createDataSet(w http.ResponseWriter, r *http.Request, withPie
 		if len(req.Pieces) != 0 {
 			return errorf(http.StatusBadRequest, "bad_request", "pieces belong on /pdp/data-sets/create-and-add")
 		}
-		if create, err = DecodeCreateDataSetExtra(raw); err != nil {
+		if create, err = extradata.DecodeCreateDataSet(raw); err != nil {
 			return extraError(err)
 		}
 	}
@@ -537,11 +539,11 @@ func (p *Provider) handleAddPieces(w http.ResponseWriter, r *http.Request) {
 		if _, err := p.ownDataSet(r.Context(), id); err != nil {
 			return err
 		}
-		raw, err := decodeHexExtra(req.ExtraData, MaxAddExtraData)
+		raw, err := decodeHexExtra(req.ExtraData, extradata.MaxAddSize)
 		if err != nil {
 			return err
 		}
-		add, err := DecodeAddPiecesExtra(raw)
+		add, err := extradata.DecodeAddPieces(raw)
 		if err != nil {
 			return extraError(err)
 		}
@@ -642,11 +644,11 @@ func (p *Provider) handleDeletePiece(w http.ResponseWriter, r *http.Request) {
 		if len(ids) > p.cfg.MaxRemovals {
 			return errorf(http.StatusBadRequest, "too_many_pieces", "%d piece ids in one removal, max %d", len(ids), p.cfg.MaxRemovals)
 		}
-		raw, err := decodeHexExtra(req.ExtraData, MaxSignatureExtraData)
+		raw, err := decodeHexExtra(req.ExtraData, extradata.MaxSignatureSize)
 		if err != nil {
 			return err
 		}
-		sig, err := DecodeSignatureExtra(raw)
+		sig, err := extradata.DecodeSignature(raw)
 		if err != nil {
 			return extraError(err)
 		}
@@ -682,11 +684,11 @@ func (p *Provider) handleTerminate(w http.ResponseWriter, r *http.Request) {
 		if err := decodeJSON(w, r, &req); err != nil {
 			return err
 		}
-		raw, err := decodeHexExtra(req.ExtraData, MaxSignatureExtraData)
+		raw, err := decodeHexExtra(req.ExtraData, extradata.MaxSignatureSize)
 		if err != nil {
 			return err
 		}
-		sig, err := DecodeSignatureExtra(raw)
+		sig, err := extradata.DecodeSignature(raw)
 		if err != nil {
 			return extraError(err)
 		}
@@ -847,4 +849,12 @@ func (p *Provider) dropRef(set map[uint64]pdp.PieceCID, c pdp.PieceCID, ds uint6
 	if err := p.store.RemoveRef(c, ds); err != nil {
 		p.log.Debug("drop piece reference", "piece", c.String(), "dataSet", ds, "err", err)
 	}
+}
+
+// orZero reads a nil big integer (an absent field) as 0.
+func orZero(b *big.Int) *big.Int {
+	if b == nil {
+		return new(big.Int)
+	}
+	return b
 }

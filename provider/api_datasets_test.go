@@ -18,6 +18,7 @@ import (
 
 	"github.com/warmstore/warmstore/chain"
 	"github.com/warmstore/warmstore/chain/eip712"
+	"github.com/warmstore/warmstore/chain/extradata"
 	"github.com/warmstore/warmstore/pdp"
 	"github.com/warmstore/warmstore/storage"
 )
@@ -45,7 +46,7 @@ func TestDataSetLifecycle(t *testing.T) {
 	create := signCreate(t, dom, payer, payee, 7, meta)
 	pieceMeta := [][]eip712.MetadataEntry{{{Key: "name", Value: "a"}}, {}}
 	add := signAdd(t, dom, payer, 7, 1, []pdp.PieceCID{a, b}, pieceMeta)
-	extra, err := EncodeCreateAndAddExtra(create, add)
+	extra, err := extradata.EncodeCreateAndAdd(create, add)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +100,7 @@ func TestDataSetLifecycle(t *testing.T) {
 
 	// Add one more piece.
 	add2 := signAdd(t, dom, payer, 7, 2, []pdp.PieceCID{cc}, nil)
-	raw, _ := EncodeAddPiecesExtra(add2)
+	raw, _ := extradata.EncodeAddPieces(add2)
 	resp = r.doJSON("POST", fmt.Sprintf("/pdp/data-sets/%d/pieces", id), map[string]any{"pieces": addItems(cc), "extraData": hexOf(raw)}).want(t, http.StatusCreated)
 	loc = resp.Header.Get("Location")
 	if !strings.HasPrefix(loc, fmt.Sprintf("/pdp/data-sets/%d/pieces/added/0x", id)) || txLocation.FindStringSubmatch(loc) == nil {
@@ -126,11 +127,11 @@ func TestDataSetLifecycle(t *testing.T) {
 		// A piece that is not stored here.
 		ghost := commPOf(t, apiPayload(99, 500))
 		g := signAdd(t, dom, payer, 7, 3, []pdp.PieceCID{ghost}, nil)
-		graw, _ := EncodeAddPiecesExtra(g)
+		graw, _ := extradata.EncodeAddPieces(g)
 		r.doJSON("POST", fmt.Sprintf("/pdp/data-sets/%d/pieces", id), map[string]any{"pieces": addItems(ghost), "extraData": hexOf(graw)}).wantError(t, http.StatusBadRequest, "piece_not_stored")
 		// Signed by someone else: the chain refuses the signature.
 		forged := signAdd(t, dom, apiKey(t, 77), 7, 4, []pdp.PieceCID{cc}, nil)
-		fraw, _ := EncodeAddPiecesExtra(forged)
+		fraw, _ := extradata.EncodeAddPieces(forged)
 		rr = r.doJSON("POST", fmt.Sprintf("/pdp/data-sets/%d/pieces", id), map[string]any{"pieces": addItems(cc), "extraData": hexOf(fraw)})
 		if rr.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("forged add: %d %s", rr.StatusCode, rr.body)
@@ -157,7 +158,7 @@ func TestDataSetLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	del, _ := EncodeSignatureExtra(sig)
+	del, _ := extradata.EncodeSignature(sig)
 	var delResp struct {
 		TxHash string `json:"txHash"`
 	}
@@ -183,7 +184,7 @@ func TestDataSetLifecycle(t *testing.T) {
 
 	// A plain create, then terminate it with the payer's consent.
 	create2 := signCreate(t, dom, payer, payee, 8, nil)
-	craw, _ := EncodeCreateDataSetExtra(create2)
+	craw, _ := extradata.EncodeCreateDataSet(create2)
 	loc = r.doJSON("POST", "/pdp/data-sets", map[string]any{"recordKeeper": rk, "extraData": hexOf(craw)}).want(t, http.StatusCreated).Header.Get("Location")
 	var created2 CreatedStatus
 	r.do("GET", loc, nil).want(t, http.StatusOK).decode(t, &created2)
@@ -198,7 +199,7 @@ func TestDataSetLifecycle(t *testing.T) {
 	}
 	r.do("GET", fmt.Sprintf("/pdp/data-sets/%d/terminate", id2), nil).wantError(t, http.StatusNotFound, "unknown_termination")
 	tsig, _ := dom.Sign(payer, eip712.TerminateService{DataSetID: new(big.Int).SetUint64(id2)})
-	traw, _ := EncodeSignatureExtra(tsig)
+	traw, _ := extradata.EncodeSignature(tsig)
 	r.doJSON("POST", fmt.Sprintf("/pdp/data-sets/%d/terminate", id2), map[string]any{"extraData": hexOf(traw)}).want(t, http.StatusAccepted)
 	var ts TerminateStatus
 	tr := r.do("GET", fmt.Sprintf("/pdp/data-sets/%d/terminate", id2), nil).want(t, http.StatusOK)
@@ -236,7 +237,7 @@ func TestRestartKeepsSessionsAndStatus(t *testing.T) {
 	data := apiPayload(60, 7000)
 	piece := r.upload(data)
 	dom := c.domain()
-	extra, _ := EncodeCreateAndAddExtra(signCreate(t, dom, payer, r.p.Address(), 9, nil), signAdd(t, dom, payer, 9, 1, []pdp.PieceCID{piece}, nil))
+	extra, _ := extradata.EncodeCreateAndAdd(signCreate(t, dom, payer, r.p.Address(), 9, nil), signAdd(t, dom, payer, 9, 1, []pdp.PieceCID{piece}, nil))
 	loc := r.doJSON("POST", "/pdp/data-sets/create-and-add", map[string]any{
 		"recordKeeper": c.info.WarmStorage.Hex(), "pieces": addItems(piece), "extraData": hexOf(extra),
 	}).want(t, http.StatusCreated).Header.Get("Location")
@@ -294,7 +295,7 @@ func TestCreateAndAddChecksAddBeforeCreating(t *testing.T) {
 	a := r.upload(apiPayload(90, 2000))
 	b := r.upload(apiPayload(91, 2000))
 	// The add is signed for piece b, the request adds piece a.
-	extra, _ := EncodeCreateAndAddExtra(signCreate(t, dom, payer, r.p.Address(), 5, nil), signAdd(t, dom, payer, 5, 1, []pdp.PieceCID{b}, nil))
+	extra, _ := extradata.EncodeCreateAndAdd(signCreate(t, dom, payer, r.p.Address(), 5, nil), signAdd(t, dom, payer, 5, 1, []pdp.PieceCID{b}, nil))
 	r.doJSON("POST", "/pdp/data-sets/create-and-add", map[string]any{
 		"recordKeeper": c.info.WarmStorage.Hex(), "pieces": addItems(a), "extraData": hexOf(extra),
 	}).wantError(t, http.StatusBadRequest, "bad_signature")

@@ -24,6 +24,7 @@ import (
 
 	"github.com/warmstore/warmstore/chain"
 	"github.com/warmstore/warmstore/chain/eip712"
+	"github.com/warmstore/warmstore/chain/extradata"
 	"github.com/warmstore/warmstore/pdp"
 	"github.com/warmstore/warmstore/storage"
 )
@@ -253,17 +254,17 @@ func (r *apiRig) upload(b []byte) pdp.PieceCID {
 
 // Client-side signing helpers: what the Synapse SDK does with the payer's wallet.
 
-func signCreate(t *testing.T, dom eip712.Domain, payer *ecdsa.PrivateKey, payee common.Address, clientID int64, meta []eip712.MetadataEntry) CreateDataSetExtra {
+func signCreate(t *testing.T, dom eip712.Domain, payer *ecdsa.PrivateKey, payee common.Address, clientID int64, meta []eip712.MetadataEntry) extradata.CreateDataSet {
 	t.Helper()
 	id := big.NewInt(clientID)
 	sig, err := dom.Sign(payer, eip712.CreateDataSet{ClientDataSetID: id, Payee: payee, Metadata: meta})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return CreateDataSetExtra{Payer: crypto.PubkeyToAddress(payer.PublicKey), ClientDataSetID: id, Metadata: meta, Signature: sig}
+	return extradata.CreateDataSet{Payer: crypto.PubkeyToAddress(payer.PublicKey), ClientDataSetID: id, Metadata: meta, Signature: sig}
 }
 
-func signAdd(t *testing.T, dom eip712.Domain, payer *ecdsa.PrivateKey, clientID, nonce int64, pieces []pdp.PieceCID, meta [][]eip712.MetadataEntry) AddPiecesExtra {
+func signAdd(t *testing.T, dom eip712.Domain, payer *ecdsa.PrivateKey, clientID, nonce int64, pieces []pdp.PieceCID, meta [][]eip712.MetadataEntry) extradata.AddPieces {
 	t.Helper()
 	data := make([][]byte, len(pieces))
 	for i, p := range pieces {
@@ -276,7 +277,7 @@ func signAdd(t *testing.T, dom eip712.Domain, payer *ecdsa.PrivateKey, clientID,
 	if err != nil {
 		t.Fatal(err)
 	}
-	return AddPiecesExtra{Nonce: big.NewInt(nonce), PieceMetadata: meta, Signature: sig}
+	return extradata.AddPieces{Nonce: big.NewInt(nonce), PieceMetadata: meta, Signature: sig}
 }
 
 func hexOf(b []byte) string { return hexutil.Encode(b) }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/warmstore/warmstore/chain"
 	"github.com/warmstore/warmstore/chain/eip712"
+	"github.com/warmstore/warmstore/chain/extradata"
 	"github.com/warmstore/warmstore/payments"
 	"github.com/warmstore/warmstore/pdp"
 )
@@ -120,9 +121,9 @@ func (c *nodeClient) createAndAdd(ch *chain.Client, payer *ecdsa.PrivateKey, pay
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	extra, err := EncodeCreateAndAddExtra(
-		CreateDataSetExtra{Payer: crypto.PubkeyToAddress(payer.PublicKey), ClientDataSetID: id, Signature: csig},
-		AddPiecesExtra{Nonce: nonce, PieceMetadata: meta, Signature: asig})
+	extra, err := extradata.EncodeCreateAndAdd(
+		extradata.CreateDataSet{Payer: crypto.PubkeyToAddress(payer.PublicKey), ClientDataSetID: id, Signature: csig},
+		extradata.AddPieces{Nonce: nonce, PieceMetadata: meta, Signature: asig})
 	if err != nil {
 		c.t.Fatal(err)
 	}

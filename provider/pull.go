@@ -19,6 +19,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/warmstore/warmstore/chain/eip712"
+	"github.com/warmstore/warmstore/chain/extradata"
 	"github.com/warmstore/warmstore/pdp"
 )
 
@@ -186,7 +187,7 @@ func (p *Provider) pull(w http.ResponseWriter, r *http.Request) (PullResponse, e
 		}
 		pieces[i] = c
 	}
-	raw, err := decodeHexExtra(req.ExtraData, MaxCreateExtraData+MaxAddExtraData+256)
+	raw, err := decodeHexExtra(req.ExtraData, extradata.MaxCreateSize+extradata.MaxAddSize+256)
 	if err != nil {
 		return PullResponse{}, err
 	}
@@ -288,7 +289,7 @@ func publicOnlyDialer() *net.Dialer {
 
 // verifyAddAuth checks that payer signed the addition of exactly these pieces (with the
 // extraData's nonce and metadata) to the client data set clientID, as the chain will.
-func verifyAddAuth(dom eip712.Domain, clientID *big.Int, payer common.Address, add AddPiecesExtra, pieces []pdp.PieceCID) error {
+func verifyAddAuth(dom eip712.Domain, clientID *big.Int, payer common.Address, add extradata.AddPieces, pieces []pdp.PieceCID) error {
 	data := make([][]byte, len(pieces))
 	for i, c := range pieces {
 		data[i] = c.CID().Bytes()
@@ -319,13 +320,13 @@ func (p *Provider) checkPullAuthorization(ctx context.Context, dataSetID uint64,
 		if err != nil {
 			return err
 		}
-		add, err := DecodeAddPiecesExtra(raw)
+		add, err := extradata.DecodeAddPieces(raw)
 		if err != nil {
 			return extraError(err)
 		}
 		return verifyAddAuth(dom, ds.ClientDataSetID.Int, ds.Payer, add, pieces)
 	}
-	create, add, err := DecodeCreateAndAddExtra(raw)
+	create, add, err := extradata.DecodeCreateAndAdd(raw)
 	if err != nil {
 		return extraError(err)
 	}

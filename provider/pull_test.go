@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/warmstore/warmstore/chain"
+	"github.com/warmstore/warmstore/chain/extradata"
 	"github.com/warmstore/warmstore/storage"
 
 	"github.com/warmstore/warmstore/pdp"
@@ -44,7 +45,7 @@ func TestPullFromAnotherProvider(t *testing.T) {
 	piece := src.upload(data)
 	create := signCreate(t, dom, payer, dst.p.Address(), 41, nil)
 	add := signAdd(t, dom, payer, 41, 1, []pdp.PieceCID{piece}, nil)
-	extra, _ := EncodeCreateAndAddExtra(create, add)
+	extra, _ := extradata.EncodeCreateAndAdd(create, add)
 	body := map[string]any{
 		"extraData": hexOf(extra), "recordKeeper": c.info.WarmStorage.Hex(),
 		"pieces": []map[string]string{{"pieceCid": piece.String(), "sourceUrl": src.srv.URL + "/piece/" + piece.String()}},
@@ -72,7 +73,7 @@ func TestPullFromAnotherProvider(t *testing.T) {
 		}))
 		defer liar.Close()
 		add := signAdd(t, dom, payer, 42, 1, []pdp.PieceCID{claimed}, nil)
-		extra, _ := EncodeCreateAndAddExtra(signCreate(t, dom, payer, dst.p.Address(), 42, nil), add)
+		extra, _ := extradata.EncodeCreateAndAdd(signCreate(t, dom, payer, dst.p.Address(), 42, nil), add)
 		res := pullUntilDone(t, dst, map[string]any{
 			"extraData": hexOf(extra),
 			"pieces":    []map[string]string{{"pieceCid": claimed.String(), "sourceUrl": liar.URL + "/piece/" + claimed.String()}},
@@ -91,7 +92,7 @@ func TestPullFromAnotherProvider(t *testing.T) {
 		other := src.upload(apiPayload(23, 9000))
 		// Data set 1 on the destination is the one created above with client id 41.
 		add := signAdd(t, dom, payer, 41, 2, []pdp.PieceCID{other}, nil)
-		raw, _ := EncodeAddPiecesExtra(add)
+		raw, _ := extradata.EncodeAddPieces(add)
 		res := pullUntilDone(t, dst, map[string]any{
 			"extraData": hexOf(raw), "dataSetId": 1,
 			"pieces": []map[string]string{{"pieceCid": other.String(), "sourceUrl": src.srv.URL + "/piece/" + other.String()}},
@@ -107,7 +108,7 @@ func TestPullFromAnotherProvider(t *testing.T) {
 			return []map[string]string{{"pieceCid": cid, "sourceUrl": url}}
 		}
 		// Signed by someone who is not the payer of these pieces.
-		forged, _ := EncodeCreateAndAddExtra(signCreate(t, dom, apiKey(t, 90), dst.p.Address(), 43, nil),
+		forged, _ := extradata.EncodeCreateAndAdd(signCreate(t, dom, apiKey(t, 90), dst.p.Address(), 43, nil),
 			signAdd(t, dom, payer, 43, 1, []pdp.PieceCID{piece}, nil))
 		dst.doJSON("POST", "/pdp/piece/pull", map[string]any{"extraData": hexOf(forged), "pieces": one(piece.String(), src2)}).wantError(t, http.StatusBadRequest, "bad_signature")
 		// Signed for other pieces.
@@ -166,7 +167,7 @@ func TestCloseStopsBackgroundWork(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(p.Handler())
-	extra, _ := EncodeCreateAndAddExtra(signCreate(t, c.domain(), payer, p.Address(), 44, nil),
+	extra, _ := extradata.EncodeCreateAndAdd(signCreate(t, c.domain(), payer, p.Address(), 44, nil),
 		signAdd(t, c.domain(), payer, 44, 1, []pdp.PieceCID{piece}, nil))
 	// The source answers 404, so the pull sits in its hour-long retry delay when Close comes.
 	b, _ := json.Marshal(map[string]any{"extraData": hexOf(extra),

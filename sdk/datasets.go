@@ -13,6 +13,7 @@ import (
 
 	"github.com/warmstore/warmstore/chain"
 	"github.com/warmstore/warmstore/chain/eip712"
+	"github.com/warmstore/warmstore/chain/extradata"
 )
 
 // DataSetInfo is one of the payer's data sets with its pieces and proving state.
@@ -120,7 +121,7 @@ func (c *Client) RemovePieces(ctx context.Context, dataSetID uint64, pieceIDs []
 	if err != nil {
 		return "", fmt.Errorf("sdk: sign SchedulePieceRemovals: %w", err)
 	}
-	extra, err := encodeSigExtra(sig)
+	extra, err := extradata.EncodeSignature(sig)
 	if err != nil {
 		return "", err
 	}

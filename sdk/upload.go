@@ -19,6 +19,7 @@ import (
 
 	"github.com/warmstore/warmstore/chain"
 	"github.com/warmstore/warmstore/chain/eip712"
+	"github.com/warmstore/warmstore/chain/extradata"
 	"github.com/warmstore/warmstore/pdp"
 )
 
@@ -370,7 +371,8 @@ func (c *Client) signCommit(t *target, piece pdp.PieceCID, opts UploadOptions) (
 	if err != nil {
 		return signedCommit{}, fmt.Errorf("sdk: sign AddPieces: %w", err)
 	}
-	add, err := encodeAddExtra(nonce, meta, addSig)
+	addX := extradata.AddPieces{Nonce: nonce, PieceMetadata: meta, Signature: addSig}
+	add, err := extradata.EncodeAddPieces(addX)
 	if err != nil {
 		return signedCommit{}, err
 	}
@@ -382,11 +384,7 @@ func (c *Client) signCommit(t *target, piece pdp.PieceCID, opts UploadOptions) (
 	if err != nil {
 		return signedCommit{}, fmt.Errorf("sdk: sign CreateDataSet: %w", err)
 	}
-	create, err := encodeCreateExtra(c.address, t.clientID, dsMeta, createSig)
-	if err != nil {
-		return signedCommit{}, err
-	}
-	both, err := encodeCreateAndAddExtra(create, add)
+	both, err := extradata.EncodeCreateAndAdd(extradata.CreateDataSet{Payer: c.address, ClientDataSetID: t.clientID, Metadata: dsMeta, Signature: createSig}, addX)
 	if err != nil {
 		return signedCommit{}, err
 	}

@@ -1,4 +1,9 @@
-package provider
+// Package extradata encodes and decodes the extraData that FilecoinWarmStorageService reads
+// from data-set operations: the payer's EIP-712 signature (package eip712) wrapped in the ABI
+// layouts the Synapse SDK produces. Clients encode it (sdk), providers decode it, check it and
+// carry it to the chain (provider). Decoding bounds what a payload may expand to, so a small
+// hostile input cannot make the decoder allocate gigabytes.
+package extradata
 
 import (
 	"errors"
@@ -11,8 +16,8 @@ import (
 	"github.com/warmstore/warmstore/chain/eip712"
 )
 
-// ErrExtraData is wrapped by every extraData decoding error.
-var ErrExtraData = errors.New("provider: malformed extraData")
+// ErrMalformed is wrapped by every extraData decoding error.
+var ErrMalformed = errors.New("extradata: malformed extraData")
 
 // The extraData layouts the warm-storage service decodes (reference §1.1), which the Synapse
 // SDK produces with viem's encodeAbiParameters:
@@ -33,7 +38,7 @@ func mustArgs(types ...string) abi.Arguments {
 	for i, t := range types {
 		ty, err := abi.NewType(t, "", nil)
 		if err != nil {
-			panic(fmt.Sprintf("provider: ABI type %q: %v", t, err))
+			panic(fmt.Sprintf("extradata: ABI type %q: %v", t, err))
 		}
 		args[i] = abi.Argument{Type: ty}
 	}
@@ -43,22 +48,22 @@ func mustArgs(types ...string) abi.Arguments {
 // Size caps on extraData, as the warm-storage service enforces them (create ≤ 4096 B, removals
 // and terminate ≤ 256 B); adds carry per-piece metadata, so they get more room.
 const (
-	MaxCreateExtraData    = 4096
-	MaxAddExtraData       = 1 << 16
-	MaxSignatureExtraData = 256
+	MaxCreateSize    = 4096
+	MaxAddSize       = 1 << 16
+	MaxSignatureSize = 256
 )
 
-// CreateDataSetExtra is the decoded extraData of a data-set creation.
-type CreateDataSetExtra struct {
+// CreateDataSet is the decoded extraData of a data-set creation.
+type CreateDataSet struct {
 	Payer           common.Address
 	ClientDataSetID *big.Int
 	Metadata        []eip712.MetadataEntry
 	Signature       []byte
 }
 
-// AddPiecesExtra is the decoded extraData of a piece addition. PieceMetadata[i] belongs to the
+// AddPieces is the decoded extraData of a piece addition. PieceMetadata[i] belongs to the
 // i-th piece of the request.
-type AddPiecesExtra struct {
+type AddPieces struct {
 	Nonce         *big.Int
 	PieceMetadata [][]eip712.MetadataEntry
 	Signature     []byte
@@ -66,24 +71,24 @@ type AddPiecesExtra struct {
 
 func unpack(args abi.Arguments, b []byte, what string, limit int) ([]any, error) {
 	if len(b) > limit {
-		return nil, fmt.Errorf("%w: %s extraData is %d bytes, max %d", ErrExtraData, what, len(b), limit)
+		return nil, fmt.Errorf("%w: %s extraData is %d bytes, max %d", ErrMalformed, what, len(b), limit)
 	}
 	if err := checkDecodedSize(args, b); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrExtraData, what, err)
+		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, what, err)
 	}
 	vals, err := args.Unpack(b)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrExtraData, what, err)
+		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, what, err)
 	}
 	if len(vals) != len(args) {
-		return nil, fmt.Errorf("%w: %s: %d values, want %d", ErrExtraData, what, len(vals), len(args))
+		return nil, fmt.Errorf("%w: %s: %d values, want %d", ErrMalformed, what, len(vals), len(args))
 	}
 	return vals, nil
 }
 
 func zipMetadata(keys, values []string, what string) ([]eip712.MetadataEntry, error) {
 	if len(keys) != len(values) {
-		return nil, fmt.Errorf("%w: %s: %d metadata keys but %d values", ErrExtraData, what, len(keys), len(values))
+		return nil, fmt.Errorf("%w: %s: %d metadata keys but %d values", ErrMalformed, what, len(keys), len(values))
 	}
 	out := make([]eip712.MetadataEntry, len(keys))
 	for i := range keys {
@@ -92,11 +97,11 @@ func zipMetadata(keys, values []string, what string) ([]eip712.MetadataEntry, er
 	return out, nil
 }
 
-// DecodeCreateDataSetExtra decodes create extraData.
-func DecodeCreateDataSetExtra(b []byte) (CreateDataSetExtra, error) {
-	vals, err := unpack(createArgs, b, "create", MaxCreateExtraData)
+// DecodeCreateDataSet decodes create extraData.
+func DecodeCreateDataSet(b []byte) (CreateDataSet, error) {
+	vals, err := unpack(createArgs, b, "create", MaxCreateSize)
 	if err != nil {
-		return CreateDataSetExtra{}, err
+		return CreateDataSet{}, err
 	}
 	payer, ok1 := vals[0].(common.Address)
 	id, ok2 := vals[1].(*big.Int)
@@ -104,73 +109,73 @@ func DecodeCreateDataSetExtra(b []byte) (CreateDataSetExtra, error) {
 	values, ok4 := vals[3].([]string)
 	sig, ok5 := vals[4].([]byte)
 	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
-		return CreateDataSetExtra{}, fmt.Errorf("%w: create: unexpected decoded types", ErrExtraData)
+		return CreateDataSet{}, fmt.Errorf("%w: create: unexpected decoded types", ErrMalformed)
 	}
 	meta, err := zipMetadata(keys, values, "create")
 	if err != nil {
-		return CreateDataSetExtra{}, err
+		return CreateDataSet{}, err
 	}
-	return CreateDataSetExtra{Payer: payer, ClientDataSetID: id, Metadata: meta, Signature: sig}, nil
+	return CreateDataSet{Payer: payer, ClientDataSetID: id, Metadata: meta, Signature: sig}, nil
 }
 
-// DecodeAddPiecesExtra decodes addPieces extraData.
-func DecodeAddPiecesExtra(b []byte) (AddPiecesExtra, error) {
-	vals, err := unpack(addArgs, b, "addPieces", MaxAddExtraData)
+// DecodeAddPieces decodes addPieces extraData.
+func DecodeAddPieces(b []byte) (AddPieces, error) {
+	vals, err := unpack(addArgs, b, "addPieces", MaxAddSize)
 	if err != nil {
-		return AddPiecesExtra{}, err
+		return AddPieces{}, err
 	}
 	nonce, ok1 := vals[0].(*big.Int)
 	keys, ok2 := vals[1].([][]string)
 	values, ok3 := vals[2].([][]string)
 	sig, ok4 := vals[3].([]byte)
 	if !ok1 || !ok2 || !ok3 || !ok4 {
-		return AddPiecesExtra{}, fmt.Errorf("%w: addPieces: unexpected decoded types", ErrExtraData)
+		return AddPieces{}, fmt.Errorf("%w: addPieces: unexpected decoded types", ErrMalformed)
 	}
 	if len(keys) != len(values) {
-		return AddPiecesExtra{}, fmt.Errorf("%w: addPieces: metadata for %d pieces but values for %d", ErrExtraData, len(keys), len(values))
+		return AddPieces{}, fmt.Errorf("%w: addPieces: metadata for %d pieces but values for %d", ErrMalformed, len(keys), len(values))
 	}
 	meta := make([][]eip712.MetadataEntry, len(keys))
 	for i := range keys {
 		if meta[i], err = zipMetadata(keys[i], values[i], fmt.Sprintf("addPieces piece %d", i)); err != nil {
-			return AddPiecesExtra{}, err
+			return AddPieces{}, err
 		}
 	}
-	return AddPiecesExtra{Nonce: nonce, PieceMetadata: meta, Signature: sig}, nil
+	return AddPieces{Nonce: nonce, PieceMetadata: meta, Signature: sig}, nil
 }
 
-// DecodeCreateAndAddExtra decodes the extraData of create-and-add: the create payload and the
+// DecodeCreateAndAdd decodes the extraData of create-and-add: the create payload and the
 // add payload, each in its own layout.
-func DecodeCreateAndAddExtra(b []byte) (CreateDataSetExtra, AddPiecesExtra, error) {
-	vals, err := unpack(createAndAddArgs, b, "create-and-add", MaxCreateExtraData+MaxAddExtraData+256)
+func DecodeCreateAndAdd(b []byte) (CreateDataSet, AddPieces, error) {
+	vals, err := unpack(createAndAddArgs, b, "create-and-add", MaxCreateSize+MaxAddSize+256)
 	if err != nil {
-		return CreateDataSetExtra{}, AddPiecesExtra{}, err
+		return CreateDataSet{}, AddPieces{}, err
 	}
 	cb, ok1 := vals[0].([]byte)
 	ab, ok2 := vals[1].([]byte)
 	if !ok1 || !ok2 {
-		return CreateDataSetExtra{}, AddPiecesExtra{}, fmt.Errorf("%w: create-and-add: unexpected decoded types", ErrExtraData)
+		return CreateDataSet{}, AddPieces{}, fmt.Errorf("%w: create-and-add: unexpected decoded types", ErrMalformed)
 	}
-	c, err := DecodeCreateDataSetExtra(cb)
+	c, err := DecodeCreateDataSet(cb)
 	if err != nil {
-		return CreateDataSetExtra{}, AddPiecesExtra{}, err
+		return CreateDataSet{}, AddPieces{}, err
 	}
-	a, err := DecodeAddPiecesExtra(ab)
+	a, err := DecodeAddPieces(ab)
 	if err != nil {
-		return CreateDataSetExtra{}, AddPiecesExtra{}, err
+		return CreateDataSet{}, AddPieces{}, err
 	}
 	return c, a, nil
 }
 
-// DecodeSignatureExtra decodes the extraData of piece removals and of termination: the payer's
+// DecodeSignature decodes the extraData of piece removals and of termination: the payer's
 // signature alone.
-func DecodeSignatureExtra(b []byte) ([]byte, error) {
-	vals, err := unpack(signatureArgs, b, "signature", MaxSignatureExtraData)
+func DecodeSignature(b []byte) ([]byte, error) {
+	vals, err := unpack(signatureArgs, b, "signature", MaxSignatureSize)
 	if err != nil {
 		return nil, err
 	}
 	sig, ok := vals[0].([]byte)
 	if !ok {
-		return nil, fmt.Errorf("%w: signature: unexpected decoded type", ErrExtraData)
+		return nil, fmt.Errorf("%w: signature: unexpected decoded type", ErrMalformed)
 	}
 	return sig, nil
 }
@@ -190,51 +195,51 @@ func orZero(b *big.Int) *big.Int {
 	return b
 }
 
-// EncodeCreateDataSetExtra is the inverse of DecodeCreateDataSetExtra (what a client sends).
-func EncodeCreateDataSetExtra(c CreateDataSetExtra) ([]byte, error) {
+// EncodeCreateDataSet is the inverse of DecodeCreateDataSet (what a client sends).
+func EncodeCreateDataSet(c CreateDataSet) ([]byte, error) {
 	keys, values := splitMetadata(c.Metadata)
 	b, err := createArgs.Pack(c.Payer, orZero(c.ClientDataSetID), keys, values, nonNil(c.Signature))
 	if err != nil {
-		return nil, fmt.Errorf("provider: encode create extraData: %w", err)
+		return nil, fmt.Errorf("extradata: encode create extraData: %w", err)
 	}
 	return b, nil
 }
 
-// EncodeAddPiecesExtra is the inverse of DecodeAddPiecesExtra.
-func EncodeAddPiecesExtra(a AddPiecesExtra) ([]byte, error) {
+// EncodeAddPieces is the inverse of DecodeAddPieces.
+func EncodeAddPieces(a AddPieces) ([]byte, error) {
 	keys, values := make([][]string, len(a.PieceMetadata)), make([][]string, len(a.PieceMetadata))
 	for i, m := range a.PieceMetadata {
 		keys[i], values[i] = splitMetadata(m)
 	}
 	b, err := addArgs.Pack(orZero(a.Nonce), keys, values, nonNil(a.Signature))
 	if err != nil {
-		return nil, fmt.Errorf("provider: encode addPieces extraData: %w", err)
+		return nil, fmt.Errorf("extradata: encode addPieces extraData: %w", err)
 	}
 	return b, nil
 }
 
-// EncodeCreateAndAddExtra is the inverse of DecodeCreateAndAddExtra.
-func EncodeCreateAndAddExtra(c CreateDataSetExtra, a AddPiecesExtra) ([]byte, error) {
-	cb, err := EncodeCreateDataSetExtra(c)
+// EncodeCreateAndAdd is the inverse of DecodeCreateAndAdd.
+func EncodeCreateAndAdd(c CreateDataSet, a AddPieces) ([]byte, error) {
+	cb, err := EncodeCreateDataSet(c)
 	if err != nil {
 		return nil, err
 	}
-	ab, err := EncodeAddPiecesExtra(a)
+	ab, err := EncodeAddPieces(a)
 	if err != nil {
 		return nil, err
 	}
 	b, err := createAndAddArgs.Pack(cb, ab)
 	if err != nil {
-		return nil, fmt.Errorf("provider: encode create-and-add extraData: %w", err)
+		return nil, fmt.Errorf("extradata: encode create-and-add extraData: %w", err)
 	}
 	return b, nil
 }
 
-// EncodeSignatureExtra is the inverse of DecodeSignatureExtra.
-func EncodeSignatureExtra(sig []byte) ([]byte, error) {
+// EncodeSignature is the inverse of DecodeSignature.
+func EncodeSignature(sig []byte) ([]byte, error) {
 	b, err := signatureArgs.Pack(nonNil(sig))
 	if err != nil {
-		return nil, fmt.Errorf("provider: encode signature extraData: %w", err)
+		return nil, fmt.Errorf("extradata: encode signature extraData: %w", err)
 	}
 	return b, nil
 }

@@ -1,4 +1,4 @@
-package provider
+package extradata
 
 import (
 	"bytes"
@@ -19,7 +19,7 @@ import (
 // service's comments mention.
 func TestSignatureExtraLayout(t *testing.T) {
 	sig := bytes.Repeat([]byte{0xab}, 65)
-	b, err := EncodeSignatureExtra(sig)
+	b, err := EncodeSignature(sig)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func TestSignatureExtraLayout(t *testing.T) {
 	if hex.EncodeToString(b[:64]) != want {
 		t.Fatalf("head %x", b[:64])
 	}
-	got, err := DecodeSignatureExtra(b)
+	got, err := DecodeSignature(b)
 	if err != nil || !bytes.Equal(got, sig) {
 		t.Fatalf("round trip: %x, %v", got, err)
 	}
@@ -62,7 +62,7 @@ func TestCreateExtraHandEncoded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := DecodeCreateDataSetExtra(b)
+	c, err := DecodeCreateDataSet(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestCreateExtraHandEncoded(t *testing.T) {
 		!reflect.DeepEqual(c.Metadata, []eip712.MetadataEntry{{Key: "k", Value: "v"}}) || !bytes.Equal(c.Signature, bytes.Repeat([]byte{0xcd}, 65)) {
 		t.Fatalf("decoded %+v", c)
 	}
-	re, err := EncodeCreateDataSetExtra(c)
+	re, err := EncodeCreateDataSet(c)
 	if err != nil || !bytes.Equal(re, b) {
 		t.Fatalf("re-encoding differs:\n%x\n%x", re, b)
 	}
@@ -87,45 +87,45 @@ func hexU64(v uint64) string {
 }
 
 func TestExtraDataRefusals(t *testing.T) {
-	add, _ := EncodeAddPiecesExtra(AddPiecesExtra{Nonce: big.NewInt(1), PieceMetadata: [][]eip712.MetadataEntry{{{Key: "a", Value: "b"}}}, Signature: []byte{1}})
+	add, _ := EncodeAddPieces(AddPieces{Nonce: big.NewInt(1), PieceMetadata: [][]eip712.MetadataEntry{{{Key: "a", Value: "b"}}}, Signature: []byte{1}})
 	for name, fn := range map[string]func() error{
-		"empty create":     func() error { _, err := DecodeCreateDataSetExtra(nil); return err },
-		"short create":     func() error { _, err := DecodeCreateDataSetExtra(make([]byte, 64)); return err },
-		"oversized create": func() error { _, err := DecodeCreateDataSetExtra(make([]byte, MaxCreateExtraData+1)); return err },
-		"add as create":    func() error { _, err := DecodeCreateDataSetExtra(add); return err },
-		"truncated add":    func() error { _, err := DecodeAddPiecesExtra(add[:len(add)-40]); return err },
-		"garbage removal":  func() error { _, err := DecodeSignatureExtra([]byte{1, 2, 3}); return err },
+		"empty create":     func() error { _, err := DecodeCreateDataSet(nil); return err },
+		"short create":     func() error { _, err := DecodeCreateDataSet(make([]byte, 64)); return err },
+		"oversized create": func() error { _, err := DecodeCreateDataSet(make([]byte, MaxCreateSize+1)); return err },
+		"add as create":    func() error { _, err := DecodeCreateDataSet(add); return err },
+		"truncated add":    func() error { _, err := DecodeAddPieces(add[:len(add)-40]); return err },
+		"garbage removal":  func() error { _, err := DecodeSignature([]byte{1, 2, 3}); return err },
 		"lying length": func() error {
-			b, _ := EncodeSignatureExtra(make([]byte, 65))
+			b, _ := EncodeSignature(make([]byte, 65))
 			b[63] = 0xff // claims 255 bytes of signature
-			_, err := DecodeSignatureExtra(b)
+			_, err := DecodeSignature(b)
 			return err
 		},
 		"create-and-add with bad inner": func() error {
 			b, _ := createAndAddArgs.Pack([]byte{1, 2}, add)
-			_, _, err := DecodeCreateAndAddExtra(b)
+			_, _, err := DecodeCreateAndAdd(b)
 			return err
 		},
 	} {
-		if err := fn(); !errors.Is(err, ErrExtraData) {
-			t.Errorf("%s: %v, want ErrExtraData", name, err)
+		if err := fn(); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
 		}
 	}
 	// Unequal keys and values.
 	b, _ := createArgs.Pack(common.Address{}, big.NewInt(1), []string{"a", "b"}, []string{"x"}, []byte{})
-	if _, err := DecodeCreateDataSetExtra(b); !errors.Is(err, ErrExtraData) || !strings.Contains(err.Error(), "2 metadata keys but 1 values") {
+	if _, err := DecodeCreateDataSet(b); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "2 metadata keys but 1 values") {
 		t.Errorf("unequal metadata: %v", err)
 	}
 }
 
 func extraSeeds() [][]byte {
 	meta := []eip712.MetadataEntry{{Key: "withCDN", Value: ""}, {Key: "source", Value: "app"}}
-	c := CreateDataSetExtra{Payer: common.Address{0xaa}, ClientDataSetID: new(big.Int).Lsh(big.NewInt(1), 255), Metadata: meta, Signature: bytes.Repeat([]byte{7}, 65)}
-	a := AddPiecesExtra{Nonce: big.NewInt(99), PieceMetadata: [][]eip712.MetadataEntry{meta[:1], nil, meta}, Signature: bytes.Repeat([]byte{8}, 65)}
-	cb, _ := EncodeCreateDataSetExtra(c)
-	ab, _ := EncodeAddPiecesExtra(a)
-	cab, _ := EncodeCreateAndAddExtra(c, a)
-	sb, _ := EncodeSignatureExtra(bytes.Repeat([]byte{9}, 65))
+	c := CreateDataSet{Payer: common.Address{0xaa}, ClientDataSetID: new(big.Int).Lsh(big.NewInt(1), 255), Metadata: meta, Signature: bytes.Repeat([]byte{7}, 65)}
+	a := AddPieces{Nonce: big.NewInt(99), PieceMetadata: [][]eip712.MetadataEntry{meta[:1], nil, meta}, Signature: bytes.Repeat([]byte{8}, 65)}
+	cb, _ := EncodeCreateDataSet(c)
+	ab, _ := EncodeAddPieces(a)
+	cab, _ := EncodeCreateAndAdd(c, a)
+	sb, _ := EncodeSignature(bytes.Repeat([]byte{9}, 65))
 	return [][]byte{cb, ab, cab, sb, nil, {0}, make([]byte, 32), make([]byte, 160), bytes.Repeat([]byte{0xff}, 200), aliasBomb(3, 100)}
 }
 
@@ -137,17 +137,17 @@ func FuzzDecodeExtraData(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if c, err := DecodeCreateDataSetExtra(b); err == nil {
-			re, err := EncodeCreateDataSetExtra(c)
+		if c, err := DecodeCreateDataSet(b); err == nil {
+			re, err := EncodeCreateDataSet(c)
 			if err != nil {
 				t.Fatal(err)
 			}
-			c2, err := DecodeCreateDataSetExtra(re)
+			c2, err := DecodeCreateDataSet(re)
 			if err != nil || !reflect.DeepEqual(normCreate(c), normCreate(c2)) {
 				t.Fatalf("create round trip: %+v vs %+v (%v)", c, c2, err)
 			}
 		}
-		if a, err := DecodeAddPiecesExtra(b); err == nil {
+		if a, err := DecodeAddPieces(b); err == nil {
 			total := len(a.Signature)
 			for _, m := range a.PieceMetadata {
 				for _, e := range m {
@@ -157,19 +157,19 @@ func FuzzDecodeExtraData(f *testing.F) {
 			if total > len(b) {
 				t.Fatalf("%d bytes decoded to %d: amplification", len(b), total)
 			}
-			re, err := EncodeAddPiecesExtra(a)
+			re, err := EncodeAddPieces(a)
 			if err != nil {
 				t.Fatal(err)
 			}
-			a2, err := DecodeAddPiecesExtra(re)
+			a2, err := DecodeAddPieces(re)
 			if err != nil || !reflect.DeepEqual(normAdd(a), normAdd(a2)) {
 				t.Fatalf("add round trip: %+v vs %+v (%v)", a, a2, err)
 			}
 		}
-		DecodeCreateAndAddExtra(b)
-		if s, err := DecodeSignatureExtra(b); err == nil {
-			re, _ := EncodeSignatureExtra(s)
-			s2, err := DecodeSignatureExtra(re)
+		DecodeCreateAndAdd(b)
+		if s, err := DecodeSignature(b); err == nil {
+			re, _ := EncodeSignature(s)
+			s2, err := DecodeSignature(re)
 			if err != nil || !bytes.Equal(s, s2) {
 				t.Fatalf("signature round trip: %x vs %x", s, s2)
 			}
@@ -178,7 +178,7 @@ func FuzzDecodeExtraData(f *testing.F) {
 }
 
 // norm* make nil and empty slices equal for comparison.
-func normCreate(c CreateDataSetExtra) CreateDataSetExtra {
+func normCreate(c CreateDataSet) CreateDataSet {
 	if len(c.Metadata) == 0 {
 		c.Metadata = nil
 	}
@@ -188,7 +188,7 @@ func normCreate(c CreateDataSetExtra) CreateDataSetExtra {
 	return c
 }
 
-func normAdd(a AddPiecesExtra) AddPiecesExtra {
+func normAdd(a AddPieces) AddPieces {
 	if len(a.PieceMetadata) == 0 {
 		a.PieceMetadata = nil
 	}
@@ -246,17 +246,17 @@ func aliasBomb(n, s int) []byte {
 
 func TestExtraDataAliasBombIsRefused(t *testing.T) {
 	b := aliasBomb(400, 20_000) // 46 KB in, 3.2 GB out for a naive decoder
-	if len(b) > MaxAddExtraData {
+	if len(b) > MaxAddSize {
 		t.Fatalf("bomb of %d bytes exceeds the add limit", len(b))
 	}
-	_, err := DecodeAddPiecesExtra(b)
-	if !errors.Is(err, ErrExtraData) || !strings.Contains(err.Error(), "aliased") {
+	_, err := DecodeAddPieces(b)
+	if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "aliased") {
 		t.Fatalf("alias bomb: %v", err)
 	}
 	// The same shape at 1 × 1 × 10 bytes passes the size check and reaches the decoder, which
 	// refuses it for its real defect (one key list, no value list).
-	_, err = DecodeAddPiecesExtra(aliasBomb(1, 10))
-	if !errors.Is(err, ErrExtraData) || strings.Contains(err.Error(), "aliased") || !strings.Contains(err.Error(), "metadata for 1 pieces but values for 0") {
+	_, err = DecodeAddPieces(aliasBomb(1, 10))
+	if !errors.Is(err, ErrMalformed) || strings.Contains(err.Error(), "aliased") || !strings.Contains(err.Error(), "metadata for 1 pieces but values for 0") {
 		t.Fatalf("small payload: %v", err)
 	}
 }
