@@ -55,18 +55,28 @@ func BuildCAR(ctx context.Context, path string, w io.Writer) (cid.Cid, error) {
 	if err != nil {
 		return cid.Undef, err
 	}
+	if err := WriteCAR(ctx, path, root, w); err != nil {
+		return cid.Undef, err
+	}
+	return root, nil
+}
+
+// WriteCAR is BuildCAR's second pass, for callers that computed the root with RootOf
+// already (to record it before the bytes flow): it writes the CARv1 with root in its header
+// and fails with ErrChanged if the DAG built now has another root.
+func WriteCAR(ctx context.Context, path string, root cid.Cid, w io.Writer) error {
 	car, err := carstorage.NewWritable(w, []cid.Cid{root}, carv2.WriteAsCarV1(true))
 	if err != nil {
-		return cid.Undef, fmt.Errorf("ipfs: start CAR: %w", err)
+		return fmt.Errorf("ipfs: start CAR: %w", err)
 	}
 	got, err := importPath(ctx, path, carDAG{car: car})
 	if err != nil {
-		return cid.Undef, err
+		return err
 	}
 	if !got.Equals(root) {
-		return cid.Undef, fmt.Errorf("%w: %s: root %s on the first pass, %s on the second", ErrChanged, path, root, got)
+		return fmt.Errorf("%w: %s: root %s on the first pass, %s on the second", ErrChanged, path, root, got)
 	}
-	return root, nil
+	return nil
 }
 
 // importPath imports path into dag and returns its root.

@@ -38,6 +38,10 @@ func (p *Provider) routes(gat prometheus.Gatherer) http.Handler {
 	// Retrieval, and Merkle proofs that let a client verify any byte range it fetched.
 	handle("GET /piece/{cid}", p.handleRetrieve)
 	handle(RangeProofPattern, RangeProofHandler(p.store).ServeHTTP)
+	if p.ipfsGateway != nil {
+		// Blocks of CAR pieces in withIPFSIndexing data sets (trustless: raw blocks and CARs).
+		handle("GET /ipfs/", p.ipfsGateway.ServeHTTP)
+	}
 
 	// Data sets.
 	handle("POST /pdp/data-sets", p.handleCreateDataSet)

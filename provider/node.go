@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/warmstore/warmstore/chain"
+	"github.com/warmstore/warmstore/ipfs"
 	"github.com/warmstore/warmstore/storage"
 )
 
@@ -139,10 +140,12 @@ type NodeConfig struct {
 
 // Node is a running provider: everything `sp run` starts.
 type Node struct {
-	Store    *storage.Store
-	API      *Provider
-	Prover   *Prover
-	Settler  *Settler
+	Store   *storage.Store
+	API     *Provider
+	Prover  *Prover
+	Settler *Settler
+	// IPFS indexes the blocks of CAR pieces in withIPFSIndexing data sets (DataDir/ipfs-index).
+	IPFS     *ipfs.Index
 	Chain    *chain.Client
 	Ledger   *chain.Ledger // embedded chain; nil with ChainURL
 	Key      *ecdsa.PrivateKey
@@ -233,7 +236,12 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 	if service == "" {
 		service = n.url
 	}
-	apiCfg := Config{Store: n.Store, Chain: n.Chain, Key: n.Key, ServiceURL: service, Logger: n.log.With("component", "api"), Registerer: n.Registry, Gatherer: n.Registry}
+	n.IPFS, err = ipfs.OpenIndex(filepath.Join(cfg.DataDir, "ipfs-index"), n.Store, ipfs.IndexOptions{Logger: n.log.With("component", "ipfs")})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	apiCfg := Config{Store: n.Store, Chain: n.Chain, Key: n.Key, ServiceURL: service, Logger: n.log.With("component", "api"), Registerer: n.Registry, Gatherer: n.Registry, IPFS: n.IPFS}
 	if cfg.Tune != nil {
 		cfg.Tune(&apiCfg)
 	}
@@ -369,6 +377,9 @@ func (n *Node) Close(ctx context.Context) error {
 			cancel()
 		}
 		n.wg.Wait()
+		if n.IPFS != nil {
+			errs = append(errs, n.IPFS.Close())
+		}
 		if n.Store != nil {
 			errs = append(errs, n.Store.Close())
 		}

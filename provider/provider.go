@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/warmstore/warmstore/chain"
+	"github.com/warmstore/warmstore/ipfs"
 	"github.com/warmstore/warmstore/pdp"
 	"github.com/warmstore/warmstore/storage"
 )
@@ -105,6 +106,11 @@ type Config struct {
 	// Pull configures provider-to-provider pulls.
 	Pull PullConfig
 
+	// IPFS, when set, indexes the blocks of CAR pieces added to this provider's data sets
+	// whose metadata has withIPFSIndexing, drops them when the pieces leave, and serves them
+	// at GET /ipfs/{cid} through boxo's trustless gateway. The caller owns (and closes) it.
+	IPFS *ipfs.Index
+
 	// Now is the clock; nil means time.Now. It stamps transaction and pull records and
 	// decides when pull records expire. Session expiry uses the store's clock, so tests give
 	// both the same function.
@@ -149,6 +155,8 @@ type Provider struct {
 	pieceReads chan struct{} // semaphore of concurrent /piece requests
 
 	roots *rootIndex // v1 CID (root only) → stored piece
+
+	ipfsGateway http.Handler // nil without Config.IPFS
 
 	mu       sync.Mutex
 	active   map[string]bool // upload sessions with a PUT in progress (never swept)
@@ -284,6 +292,11 @@ func New(cfg Config) (*Provider, error) {
 	if err := p.dropInterruptedUploads(); err != nil {
 		return nil, err
 	}
+	if cfg.IPFS != nil {
+		if p.ipfsGateway, err = ipfs.NewGateway(cfg.IPFS, ipfs.GatewayConfig{Registerer: reg}); err != nil {
+			return nil, err
+		}
+	}
 	p.handler = p.routes(gat)
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if cfg.SweepInterval > 0 {
@@ -293,6 +306,10 @@ func New(cfg Config) (*Provider, error) {
 	if p.chain != nil {
 		p.wg.Add(1)
 		go p.followChain()
+		if cfg.IPFS != nil {
+			p.wg.Add(1)
+			go p.followIPFS()
+		}
 	}
 	p.log.Info("provider API ready", "address", p.address.Hex(), "serviceURL", cfg.ServiceURL,
 		"maxPieceSize", cfg.MaxPieceSize, "uploadIdleTimeout", cfg.UploadIdleTimeout, "chain", p.chain != nil)
@@ -300,7 +317,7 @@ func New(cfg Config) (*Provider, error) {
 }
 
 // Handler returns the provider's HTTP handler: the PDP API under /pdp, /piece/{cid},
-// /metrics and /healthz.
+// /metrics and /healthz, and /ipfs/{cid} with Config.IPFS.
 func (p *Provider) Handler() http.Handler { return p.handler }
 
 // Address is the provider's chain address (zero without a key).

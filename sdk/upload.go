@@ -34,6 +34,9 @@ type UploadOptions struct {
 	Copies int
 	// WithCDN creates (or reuses) data sets served through the beam edge.
 	WithCDN bool
+	// WithIPFSIndexing creates (or reuses) data sets whose metadata has withIPFSIndexing:
+	// their providers index CAR pieces and serve the blocks at /ipfs/{cid}. AddPath sets it.
+	WithIPFSIndexing bool
 	// Providers, when set, are used in this order and never substituted.
 	Providers []common.Address
 	// Exclude lists providers never to use.
@@ -379,7 +382,7 @@ func (c *Client) signCommit(t *target, piece pdp.PieceCID, opts UploadOptions) (
 	if t.ds != nil {
 		return signedCommit{extraData: add, clientID: t.clientID}, nil
 	}
-	dsMeta := c.dataSetMetadata(opts.WithCDN)
+	dsMeta := c.dataSetMetadata(opts.WithCDN, opts.WithIPFSIndexing)
 	createSig, err := c.domain.Sign(c.key, eip712.CreateDataSet{ClientDataSetID: t.clientID, Payee: t.p.Payee, Metadata: dsMeta})
 	if err != nil {
 		return signedCommit{}, fmt.Errorf("sdk: sign CreateDataSet: %w", err)
@@ -398,10 +401,13 @@ func nonNilMeta(m []eip712.MetadataEntry) []eip712.MetadataEntry {
 	return m
 }
 
-func (c *Client) dataSetMetadata(withCDN bool) []eip712.MetadataEntry {
+func (c *Client) dataSetMetadata(withCDN, withIPFS bool) []eip712.MetadataEntry {
 	m := []eip712.MetadataEntry{{Key: "source", Value: c.cfg.Source}}
 	if withCDN {
 		m = append(m, eip712.MetadataEntry{Key: "withCDN", Value: ""})
+	}
+	if withIPFS {
+		m = append(m, eip712.MetadataEntry{Key: IPFSIndexingKey, Value: ""})
 	}
 	return m
 }
@@ -554,7 +560,7 @@ func (c *Client) candidates(ctx context.Context, opts UploadOptions) ([]*target,
 	reuse := map[common.Address]*chain.DataSet{}
 	for i := range sets {
 		ds := &sets[i]
-		if ds.EndEpoch != 0 || ds.Deleted || !c.metadataMatches(ds.Metadata, opts.WithCDN) {
+		if ds.EndEpoch != 0 || ds.Deleted || !c.metadataMatches(ds.Metadata, opts.WithCDN, opts.WithIPFSIndexing) {
 			continue
 		}
 		if cur, ok := reuse[ds.Provider]; !ok || ds.ID < cur.ID {
@@ -606,17 +612,19 @@ func (c *Client) candidates(ctx context.Context, opts UploadOptions) ([]*target,
 	return out, nil
 }
 
-func (c *Client) metadataMatches(m []eip712.MetadataEntry, withCDN bool) bool {
-	src, cdn := "", false
+func (c *Client) metadataMatches(m []eip712.MetadataEntry, withCDN, withIPFS bool) bool {
+	src, cdn, ipfs := "", false, false
 	for _, e := range m {
 		switch e.Key {
 		case "source":
 			src = e.Value
 		case "withCDN":
 			cdn = true
+		case IPFSIndexingKey:
+			ipfs = true
 		}
 	}
-	return src == c.cfg.Source && cdn == withCDN
+	return src == c.cfg.Source && cdn == withCDN && ipfs == withIPFS
 }
 
 // leavesOf is the leaf count of a piece of rawSize bytes (what the chain charges for).

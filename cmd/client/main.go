@@ -45,6 +45,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			providersCommand(),
 			uploadCommand(),
 			downloadCommand(),
+			addCommand(),
+			getCommand(),
 			datasetsCommand(),
 			datasetCommand(),
 			rmCommand(),

@@ -1,0 +1,128 @@
+package provider
+
+import (
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/warmstore/warmstore/chain"
+	"github.com/warmstore/warmstore/chain/eip712"
+	"github.com/warmstore/warmstore/ipfs"
+	"github.com/warmstore/warmstore/pdp"
+	"github.com/warmstore/warmstore/storage"
+)
+
+// IPFSIndexingKey is the data-set metadata key (FWSS, Filecoin Pin) asking the provider to
+// index the CAR pieces of the data set and serve their blocks under /ipfs/.
+const IPFSIndexingKey = "withIPFSIndexing"
+
+func wantsIPFS(m []eip712.MetadataEntry) bool {
+	return slices.ContainsFunc(m, func(e eip712.MetadataEntry) bool { return e.Key == IPFSIndexingKey })
+}
+
+// followIPFS keeps Config.IPFS in step with the chain, apart from the reference follower so
+// that indexing a large CAR never delays storage references: a piece added to one of this
+// provider's data sets with withIPFSIndexing is indexed; a removed piece or deleted data set
+// drops its interest, and the blocks leave the index with the last one. Like followChain it
+// replays the log from the start on every run; the index's operations are idempotent and a
+// piece already indexed is not read again.
+func (p *Provider) followIPFS() {
+	defer p.wg.Done()
+	sets := map[uint64]map[uint64]pdp.PieceCID{} // indexed data set → piece id → piece
+	drop := func(set map[uint64]pdp.PieceCID, c pdp.PieceCID, ds uint64) {
+		for _, other := range set {
+			if other == c {
+				return // another live piece of the set is the same piece
+			}
+		}
+		if _, err := p.cfg.IPFS.RemovePiece(c, ds); err != nil {
+			p.log.Warn("drop piece from the IPFS index", "piece", c.String(), "dataSet", ds, "err", err)
+		}
+	}
+	handle := func(ev chain.Event) error {
+		switch ev.Kind {
+		case chain.EvDataSetCreated:
+			ds, err := p.chain.DataSet(p.ctx, ev.DataSetID)
+			if errors.Is(err, chain.ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if ds.Provider == p.address && wantsIPFS(ds.Metadata) {
+				sets[ev.DataSetID] = map[uint64]pdp.PieceCID{}
+			}
+		case chain.EvPiecesAdded:
+			set, ok := sets[ev.DataSetID]
+			if !ok {
+				return nil
+			}
+			pieces, err := p.chain.Pieces(p.ctx, ev.DataSetID)
+			if err != nil {
+				return err
+			}
+			for _, pc := range pieces {
+				if pc.Removed || !slices.Contains(ev.PieceIDs, pc.ID) {
+					continue
+				}
+				set[pc.ID] = pc.CID
+				p.indexIPFS(pc.CID, ev.DataSetID)
+			}
+		case chain.EvPiecesRemoved:
+			set, ok := sets[ev.DataSetID]
+			if !ok {
+				return nil
+			}
+			for _, id := range ev.PieceIDs {
+				if c, ok := set[id]; ok {
+					delete(set, id)
+					drop(set, c, ev.DataSetID)
+				}
+			}
+		case chain.EvDataSetDeleted:
+			set, ok := sets[ev.DataSetID]
+			if !ok {
+				return nil
+			}
+			delete(sets, ev.DataSetID)
+			for id, c := range set {
+				delete(set, id)
+				drop(set, c, ev.DataSetID)
+			}
+		}
+		return nil
+	}
+	cursor := uint64(0)
+	for p.ctx.Err() == nil {
+		next, err := p.chain.Follow(p.ctx, cursor, handle)
+		if p.ctx.Err() != nil {
+			return
+		}
+		p.log.Warn("IPFS index follower", "cursor", next, "err", err)
+		cursor = next
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// indexIPFS indexes one piece for data set ds. Failures are logged, not retried: a piece that
+// is not a CAR stays unindexed (the client asked for IPFS indexing of something else), and a
+// piece this provider does not hold (a replay after GC) has nothing to index.
+func (p *Provider) indexIPFS(c pdp.PieceCID, ds uint64) {
+	start := time.Now()
+	rec, err := p.cfg.IPFS.AddPiece(p.ctx, c, ds)
+	switch {
+	case err == nil:
+		p.log.Info("indexed IPFS blocks of piece", "piece", c.String(), "dataSet", ds, "blocks", rec.Blocks,
+			"roots", len(rec.Roots), "took", time.Since(start))
+	case errors.Is(err, storage.ErrNotFound), p.ctx.Err() != nil:
+		p.log.Debug("IPFS indexing skipped", "piece", c.String(), "dataSet", ds, "err", err)
+	case errors.Is(err, ipfs.ErrNotCAR):
+		p.log.Warn("piece in an IPFS-indexed data set is not a CAR", "piece", c.String(), "dataSet", ds, "err", err)
+	default:
+		p.log.Warn("index IPFS blocks of piece", "piece", c.String(), "dataSet", ds, "err", err)
+	}
+}
