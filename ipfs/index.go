@@ -69,6 +69,7 @@ type PieceRecord struct {
 // own (storage/ keeps the pieces; this package only reads them), so dropping the index loses
 // nothing that re-indexing cannot rebuild.
 type Index struct {
+	dir   string
 	db    *pebble.DB
 	store *storage.Store
 	log   *slog.Logger
@@ -97,8 +98,11 @@ func OpenIndex(dir string, store *storage.Store, opts IndexOptions) (*Index, err
 	if err != nil {
 		return nil, fmt.Errorf("ipfs: open index %s: %w", dir, err)
 	}
-	return &Index{db: db, store: store, log: log}, nil
+	return &Index{dir: dir, db: db, store: store, log: log}, nil
 }
+
+// Dir is the directory of the index's DB.
+func (x *Index) Dir() string { return x.dir }
 
 // Close waits for operations in flight and closes the DB; later calls fail with ErrClosed.
 func (x *Index) Close() error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	uio "github.com/ipfs/boxo/ipld/unixfs/io"
 	"github.com/ipfs/go-cid"
 	carv2 "github.com/ipld/go-car/v2"
 	carblockstore "github.com/ipld/go-car/v2/blockstore"
@@ -84,12 +86,16 @@ func randomBytes(seed uint64, n int) []byte {
 
 func writeFile(t *testing.T, path string, data []byte) {
 	t.Helper()
+	if err := writeFileErr(path, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeFileErr(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
+		return err
 	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	return os.WriteFile(path, data, 0o644)
 }
 
 // tree makes a nested directory: files of several sizes (one spanning many chunks), an empty
@@ -429,5 +435,77 @@ func TestIndexRefusesNonCAR(t *testing.T) {
 	}
 	if _, ok, _ := r.index.Piece(info.Piece); ok {
 		t.Fatal("a refused piece is recorded as indexed")
+	}
+}
+
+// TestShardedDirectoryRoundTrip lowers boxo's sharding threshold so a 300-entry directory
+// becomes a HAMT: the hash-only pass, the index, the gateway and the walk must all handle
+// shard nodes (real directories reach the default 256 KiB threshold at a few thousand names).
+func TestShardedDirectoryRoundTrip(t *testing.T) {
+	old := uio.HAMTShardingSize
+	uio.HAMTShardingSize = 1024
+	t.Cleanup(func() { uio.HAMTShardingSize = old })
+	r := newRig(t)
+	src := filepath.Join(t.TempDir(), "many")
+	for i := range 300 {
+		writeFile(t, filepath.Join(src, fmt.Sprintf("file-%05d.txt", i)), []byte(fmt.Sprint(i)))
+	}
+	root, piece := r.add(t, src)
+	rec, _, err := r.index.Piece(piece)
+	if err != nil || rec.Blocks <= 301 {
+		t.Fatalf("%d blocks (%v): want 300 leaves plus several shard nodes", rec.Blocks, err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	if _, err := ipfs.Fetch(context.Background(), nil, r.srv.URL, root, out); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, src, out)
+}
+
+// TestDamagedPieceNeverServesWrongBlock flips a byte of a stored piece file on disk: the
+// gateway must not hand out the damaged block (its blockstore verifies what it reads), and a
+// fetch fails instead of writing wrong bytes.
+func TestDamagedPieceNeverServesWrongBlock(t *testing.T) {
+	r := newRig(t)
+	src := filepath.Join(t.TempDir(), "f.bin")
+	data := randomBytes(11, 2*ipfs.ChunkSize+1000)
+	writeFile(t, src, data)
+	root, piece := r.add(t, src)
+	// Find the piece's file among the store's blobs by its size and content.
+	var pieceFile string
+	filepath.WalkDir(filepath.Dir(r.index.Dir()), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if fi, err := d.Info(); err == nil && uint64(fi.Size()) == piece.RawSize() {
+			if b, _ := os.ReadFile(p); bytes.Contains(b, data[:4096]) {
+				pieceFile = p
+			}
+		}
+		return nil
+	})
+	if pieceFile == "" {
+		t.Fatal("piece file not found under the store")
+	}
+	b, err := os.ReadFile(pieceFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, data[ipfs.ChunkSize:ipfs.ChunkSize+4096]) // the second leaf
+	b[i+10] ^= 0x80
+	if err := os.WriteFile(pieceFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out.bin")
+	_, err = ipfs.Fetch(context.Background(), nil, r.srv.URL, root, out)
+	if err == nil {
+		t.Fatal("fetch of a damaged piece succeeded")
+	}
+	if _, serr := os.Stat(out); serr == nil {
+		t.Fatalf("fetch of a damaged piece wrote output (err %v)", err)
+	}
+	leaf, _ := cid.Prefix{Version: 1, Codec: cid.Raw, MhType: 0x12, MhLength: -1}.Sum(data[ipfs.ChunkSize : 2*ipfs.ChunkSize])
+	if _, err := r.index.Blockstore().Get(context.Background(), leaf); !errors.Is(err, ipfs.ErrBlockMismatch) {
+		t.Fatalf("blockstore read of the damaged leaf: %v, want ErrBlockMismatch", err)
 	}
 }
