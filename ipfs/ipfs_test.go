@@ -30,7 +30,7 @@ type rig struct {
 	srv   *httptest.Server
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t testing.TB) *rig {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := storage.Open(filepath.Join(dir, "storage"), storage.Options{})
@@ -53,7 +53,7 @@ func newRig(t *testing.T) *rig {
 }
 
 // add builds path into a CAR, stores it as a piece and indexes it for data set 1.
-func (r *rig) add(t *testing.T, path string) (cid.Cid, pdp.PieceCID) {
+func (r *rig) add(t testing.TB, path string) (cid.Cid, pdp.PieceCID) {
 	t.Helper()
 	ctx := context.Background()
 	var car bytes.Buffer
