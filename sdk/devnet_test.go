@@ -19,6 +19,7 @@ import (
 	"github.com/filecoin-project/go-state-types/big"
 
 	"github.com/warmstore/warmstore/chain"
+	"github.com/warmstore/warmstore/ipfs"
 	"github.com/warmstore/warmstore/provider"
 	"github.com/warmstore/warmstore/storage"
 )
@@ -96,6 +97,10 @@ func (d *devnet) addProvider(name string) *devProvider {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ix, err := ipfs.OpenIndex(filepath.Join(t.TempDir(), name+"-ipfs"), st, ipfs.IndexOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	cc := chain.NewClient(d.chainURL, nil)
 	dp := &devProvider{name: name, key: key, store: st}
 	dp.fault.Store(faultNone)
@@ -104,7 +109,7 @@ func (d *devnet) addProvider(name string) *devProvider {
 		handler.Load().(http.Handler).ServeHTTP(w, r)
 	}))
 	p, err := provider.New(provider.Config{
-		Store: st, Chain: cc, Key: key, ServiceURL: dp.srv.URL, SweepInterval: -1,
+		Store: st, Chain: cc, Key: key, ServiceURL: dp.srv.URL, SweepInterval: -1, IPFS: ix,
 		Pull: provider.PullConfig{AllowHTTP: true, AllowPrivateHosts: true, RetryDelay: 50 * time.Millisecond, Attempts: 2},
 	})
 	if err != nil {
@@ -120,6 +125,7 @@ func (d *devnet) addProvider(name string) *devProvider {
 		dp.release()
 		dp.srv.Close()
 		p.Close()
+		ix.Close()
 		st.Close()
 	})
 	d.providers = append(d.providers, dp)
@@ -142,7 +148,8 @@ func (dp *devProvider) release() {
 func (dp *devProvider) tamper(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f := dp.fault.Load().(fault)
-		isPiece := strings.HasPrefix(r.URL.Path, "/piece/")
+		// /ipfs/ answers carry blocks: the byte faults apply to them as to /piece/.
+		isPiece := strings.HasPrefix(r.URL.Path, "/piece/") || strings.HasPrefix(r.URL.Path, "/ipfs/")
 		if isPiece {
 			dp.hits.Add(1)
 		}
