@@ -9,6 +9,8 @@ import (
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	format "github.com/ipfs/go-ipld-format"
+
+	"github.com/warmstore/warmstore/storage"
 )
 
 // ErrReadOnly is returned by the write methods of the piece blockstore: blocks enter it only
@@ -67,12 +69,21 @@ func (b *PieceBlockstore) Get(ctx context.Context, c cid.Cid) (blocks.Block, err
 		return nil, err
 	}
 	var errs []error
+	gone := 0
 	for _, loc := range locs {
 		blk, err := b.read(ctx, c, loc)
 		if err == nil {
 			return blk, nil
 		}
+		if errors.Is(err, storage.ErrNotFound) {
+			gone++
+		}
 		errs = append(errs, err)
+	}
+	if gone == len(locs) {
+		// Every piece holding it left the store before its index entries did (the removal
+		// event is still on its way): to a client the block is simply not here.
+		return nil, notFound(c)
 	}
 	return nil, errors.Join(errs...)
 }

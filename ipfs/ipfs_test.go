@@ -12,9 +12,11 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	uio "github.com/ipfs/boxo/ipld/unixfs/io"
 	"github.com/ipfs/go-cid"
+	format "github.com/ipfs/go-ipld-format"
 	carv2 "github.com/ipld/go-car/v2"
 	carblockstore "github.com/ipld/go-car/v2/blockstore"
 
@@ -507,5 +509,32 @@ func TestDamagedPieceNeverServesWrongBlock(t *testing.T) {
 	leaf, _ := cid.Prefix{Version: 1, Codec: cid.Raw, MhType: 0x12, MhLength: -1}.Sum(data[ipfs.ChunkSize : 2*ipfs.ChunkSize])
 	if _, err := r.index.Blockstore().Get(context.Background(), leaf); !errors.Is(err, ipfs.ErrBlockMismatch) {
 		t.Fatalf("blockstore read of the damaged leaf: %v, want ErrBlockMismatch", err)
+	}
+}
+
+// TestPieceGoneBeforeIndexEntries collects the piece from the store while the index still
+// lists its blocks (the removal event not yet handled): the gateway answers 404, not an error.
+func TestPieceGoneBeforeIndexEntries(t *testing.T) {
+	r := newRig(t)
+	src := filepath.Join(t.TempDir(), "f.txt")
+	writeFile(t, src, []byte("short-lived"))
+	root, piece := r.add(t, src)
+	ctx := context.Background()
+	rep, err := r.store.GC(ctx, time.Now().Add(48*time.Hour)) // unreferenced in the store: past the grace
+	if err != nil || len(rep.Removed) != 1 || rep.Removed[0] != piece {
+		t.Fatalf("GC: %+v %v", rep, err)
+	}
+	if _, err := r.index.Blockstore().Get(ctx, root); !format.IsNotFound(err) {
+		t.Fatalf("get of a block whose piece is gone: %v, want not found", err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, r.srv.URL+"/ipfs/"+root.String(), nil)
+	req.Header.Set("Accept", "application/vnd.ipld.raw")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Fatalf("raw request: %d, want 404", res.StatusCode)
 	}
 }
