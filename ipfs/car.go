@@ -19,6 +19,7 @@ import (
 	format "github.com/ipfs/go-ipld-format"
 	carv2 "github.com/ipld/go-car/v2"
 	carstorage "github.com/ipld/go-car/v2/storage"
+	"github.com/multiformats/go-varint"
 )
 
 // ChunkSize is the UnixFS leaf size: boxo's default (256 KiB), so a file added here gets the
@@ -33,10 +34,38 @@ var ErrChanged = errors.New("ipfs: input changed while building the CAR")
 // (sockets, devices, symlinks: a symlink's target is outside what the user named).
 var ErrUnsupportedFile = errors.New("ipfs: unsupported file type")
 
+// CARPlan is what the hash-only pass learns about the CAR BuildCAR will write.
+type CARPlan struct {
+	// Root is the UnixFS DAG's root CID, the CAR header's single root.
+	Root cid.Cid
+	// Size is the CAR's exact length in bytes, so an upload can announce it (Content-Length,
+	// funds checks) before the first byte is built.
+	Size int64
+	// Blocks is the number of distinct blocks (duplicates are written once).
+	Blocks int64
+}
+
 // RootOf computes the IPFS root CID that BuildCAR would write for path without storing or
 // writing a block: the DAG is built once, with every block hashed and dropped.
 func RootOf(ctx context.Context, path string) (cid.Cid, error) {
-	return importPath(ctx, path, discardDAG{})
+	plan, err := PlanCAR(ctx, path)
+	return plan.Root, err
+}
+
+// PlanCAR runs the hash-only pass over path: the root, and the size of the CAR that
+// WriteCAR will produce. It keeps one multihash per distinct block (to skip duplicates the
+// way the CAR writer does), never block data.
+func PlanCAR(ctx context.Context, path string) (CARPlan, error) {
+	sizer := &sizingDAG{seen: map[string]struct{}{}}
+	root, err := importPath(ctx, path, sizer)
+	if err != nil {
+		return CARPlan{}, err
+	}
+	var header countingWriter
+	if _, err := carstorage.NewWritable(&header, []cid.Cid{root}, carv2.WriteAsCarV1(true)); err != nil {
+		return CARPlan{}, fmt.Errorf("ipfs: size CAR header: %w", err)
+	}
+	return CARPlan{Root: root, Size: header.n + sizer.bytes, Blocks: sizer.blocks}, nil
 }
 
 // BuildCAR writes path (a file or a directory tree) to w as a CARv1 whose single root is the
@@ -44,28 +73,29 @@ func RootOf(ctx context.Context, path string) (cid.Cid, error) {
 //
 // A CARv1 header carries the root, and the importer only knows the root at the end. Rather
 // than spooling every block to a temporary file (disk the size of the input, written and
-// read again), BuildCAR reads the input twice: a hash-only pass computes the root, then a
-// second pass streams each block to w the moment the importer produces it. Memory stays
-// bounded by one chunk plus the importer's open tree path and the CAR writer's CID set, and
-// w can be a pipe into an upload. If the input changed between the passes, the second
-// pass's root differs and BuildCAR fails with ErrChanged (the CAR written so far is invalid
-// and must be discarded, which an upload does when its reader fails).
+// read again), BuildCAR reads the input twice: a hash-only pass (PlanCAR) computes the root
+// and the CAR's size, then a second pass (WriteCAR) streams each block to w the moment the
+// importer produces it. Memory stays bounded by one chunk plus the importer's open tree
+// path and one CID per block, and w can be a pipe into an upload. If the input changed
+// between the passes, BuildCAR fails with ErrChanged (the CAR written so far is invalid and
+// must be discarded, which an upload does when its reader fails).
 func BuildCAR(ctx context.Context, path string, w io.Writer) (cid.Cid, error) {
-	root, err := RootOf(ctx, path)
+	plan, err := PlanCAR(ctx, path)
 	if err != nil {
 		return cid.Undef, err
 	}
-	if err := WriteCAR(ctx, path, root, w); err != nil {
+	if err := WriteCAR(ctx, path, plan, w); err != nil {
 		return cid.Undef, err
 	}
-	return root, nil
+	return plan.Root, nil
 }
 
-// WriteCAR is BuildCAR's second pass, for callers that computed the root with RootOf
-// already (to record it before the bytes flow): it writes the CARv1 with root in its header
-// and fails with ErrChanged if the DAG built now has another root.
-func WriteCAR(ctx context.Context, path string, root cid.Cid, w io.Writer) error {
-	car, err := carstorage.NewWritable(w, []cid.Cid{root}, carv2.WriteAsCarV1(true))
+// WriteCAR is BuildCAR's second pass, for callers that ran PlanCAR already (to announce the
+// root and size before the bytes flow): it writes the CARv1 with plan.Root in its header and
+// fails with ErrChanged if the DAG built now has another root or the CAR another size.
+func WriteCAR(ctx context.Context, path string, plan CARPlan, w io.Writer) error {
+	cw := &countingWriter{w: w}
+	car, err := carstorage.NewWritable(cw, []cid.Cid{plan.Root}, carv2.WriteAsCarV1(true))
 	if err != nil {
 		return fmt.Errorf("ipfs: start CAR: %w", err)
 	}
@@ -73,10 +103,29 @@ func WriteCAR(ctx context.Context, path string, root cid.Cid, w io.Writer) error
 	if err != nil {
 		return err
 	}
-	if !got.Equals(root) {
-		return fmt.Errorf("%w: %s: root %s on the first pass, %s on the second", ErrChanged, path, root, got)
+	if !got.Equals(plan.Root) {
+		return fmt.Errorf("%w: %s: root %s on the first pass, %s on the second", ErrChanged, path, plan.Root, got)
+	}
+	if cw.n != plan.Size {
+		return fmt.Errorf("%w: %s: CAR of %d bytes planned, %d written", ErrChanged, path, plan.Size, cw.n)
 	}
 	return nil
+}
+
+// countingWriter counts bytes, passing them on to w when set.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.w == nil {
+		c.n += int64(len(p))
+		return len(p), nil
+	}
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // importPath imports path into dag and returns its root.
@@ -195,6 +244,37 @@ func (discardDAG) GetMany(_ context.Context, cs []cid.Cid) <-chan *format.NodeOp
 	}
 	close(ch)
 	return ch
+}
+
+// sizingDAG is the hash-only pass: it drops every block but adds up the CAR sections the
+// writer will emit for it (uvarint(len(cid)+len(data)) ‖ cid ‖ data), once per multihash
+// like the writer.
+type sizingDAG struct {
+	discardDAG
+	seen   map[string]struct{}
+	bytes  int64
+	blocks int64
+}
+
+func (d *sizingDAG) Add(_ context.Context, nd format.Node) error {
+	c := nd.Cid()
+	if _, dup := d.seen[string(c.Hash())]; dup {
+		return nil
+	}
+	d.seen[string(c.Hash())] = struct{}{}
+	n := uint64(c.ByteLen() + len(nd.RawData()))
+	d.bytes += int64(varint.UvarintSize(n)) + int64(n)
+	d.blocks++
+	return nil
+}
+
+func (d *sizingDAG) AddMany(ctx context.Context, nds []format.Node) error {
+	for _, nd := range nds {
+		if err := d.Add(ctx, nd); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // carDAG writes every block it is given to a streaming CARv1 (the writer skips blocks it

@@ -374,8 +374,12 @@ func TestCARReadableByGoCar(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if want, err := ipfs.RootOf(ctx, src); err != nil || !want.Equals(root) {
-		t.Fatalf("RootOf %s (%v), BuildCAR %s", want, err, root)
+	plan, err := ipfs.PlanCAR(ctx, src)
+	if err != nil || !plan.Root.Equals(root) {
+		t.Fatalf("PlanCAR root %s (%v), BuildCAR %s", plan.Root, err, root)
+	}
+	if fi, err := os.Stat(carPath); err != nil || fi.Size() != plan.Size || plan.Blocks != 13 {
+		t.Fatalf("CAR is %d bytes (%v); plan says %d bytes, %d blocks (want 13)", fi.Size(), err, plan.Size, plan.Blocks)
 	}
 	if root.Version() != 1 || root.Type() != cid.DagProtobuf {
 		t.Fatalf("root %s: want a CIDv1 dag-pb directory", root)
@@ -536,5 +540,34 @@ func TestPieceGoneBeforeIndexEntries(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusNotFound {
 		t.Fatalf("raw request: %d, want 404", res.StatusCode)
+	}
+}
+
+// TestInputChangedBetweenPasses edits the file after the planning pass: the writing pass
+// must notice, since the header already promised the old root.
+func TestInputChangedBetweenPasses(t *testing.T) {
+	ctx := context.Background()
+	src := filepath.Join(t.TempDir(), "f.bin")
+	writeFile(t, src, randomBytes(1, 1000))
+	plan, err := ipfs.PlanCAR(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, src, randomBytes(2, 1000)) // same size, other bytes
+	if err := ipfs.WriteCAR(ctx, src, plan, io.Discard); !errors.Is(err, ipfs.ErrChanged) {
+		t.Fatalf("WriteCAR after an edit: %v, want ErrChanged", err)
+	}
+}
+
+// TestSymlinkRefused: a symlink inside a directory is refused with a typed error rather than
+// followed out of the tree the user named.
+func TestSymlinkRefused(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "d")
+	writeFile(t, filepath.Join(dir, "a.txt"), []byte("a"))
+	if err := os.Symlink("/etc/hostname", filepath.Join(dir, "link")); err != nil {
+		t.Skip("no symlinks here:", err)
+	}
+	if _, err := ipfs.RootOf(context.Background(), dir); !errors.Is(err, ipfs.ErrUnsupportedFile) {
+		t.Fatalf("RootOf with a symlink: %v, want ErrUnsupportedFile", err)
 	}
 }

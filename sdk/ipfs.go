@@ -34,25 +34,28 @@ type AddResult struct {
 // AddPath stores a file or directory as IPFS content: a UnixFS DAG (CIDv1, raw leaves)
 // written as a CARv1 and uploaded as one piece, in data sets marked withIPFSIndexing, with
 // the root recorded as the piece's ipfsRootCID. The CAR streams from disk into the upload
-// (see ipfs.BuildCAR: the input is read twice, never held in memory). Because the stream
+// (see ipfs.BuildCAR: the input is read twice, never held in memory; the first pass
+// also sizes the CAR). Because the stream
 // cannot be rewound, a primary provider that fails mid-upload is not retried with another.
 // opts.PieceMetadata may add up to two more keys.
 func (c *Client) AddPath(ctx context.Context, path string, opts UploadOptions) (*AddResult, error) {
-	root, err := ipfs.RootOf(ctx, path)
+	plan, err := ipfs.PlanCAR(ctx, path)
 	if err != nil {
 		return nil, err
 	}
+	root := plan.Root
 	if slices.ContainsFunc(opts.PieceMetadata, func(e eip712.MetadataEntry) bool { return e.Key == IPFSRootKey }) {
 		return nil, fmt.Errorf("sdk: add %s: piece metadata %q is set by AddPath", path, IPFSRootKey)
 	}
 	opts.WithIPFSIndexing = true
 	opts.PieceMetadata = append([]eip712.MetadataEntry{{Key: IPFSRootKey, Value: root.String()}}, opts.PieceMetadata...)
-	opts.Size, opts.PieceCID = 0, nil
+	// The planned size lets the upload send a Content-Length and check funds up front.
+	opts.Size, opts.PieceCID = plan.Size, nil
 
 	pr, pw := io.Pipe()
 	built := make(chan error, 1)
 	go func() {
-		err := ipfs.WriteCAR(ctx, path, root, pw)
+		err := ipfs.WriteCAR(ctx, path, plan, pw)
 		pw.CloseWithError(err) // nil closes with EOF
 		built <- err
 	}()
