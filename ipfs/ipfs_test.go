@@ -571,3 +571,102 @@ func TestSymlinkRefused(t *testing.T) {
 		t.Fatalf("RootOf with a symlink: %v, want ErrUnsupportedFile", err)
 	}
 }
+
+// TestIndexSurvivesReopen closes and reopens the index over the same store: the piece stays
+// indexed and served without reading the CAR again.
+func TestIndexSurvivesReopen(t *testing.T) {
+	dir := t.TempDir()
+	st, err := storage.Open(filepath.Join(dir, "storage"), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	src := tree(t)
+	var car bytes.Buffer
+	root, err := ipfs.BuildCAR(ctx, src, &car)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Ingest(ctx, &car, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := ipfs.OpenIndex(filepath.Join(dir, "ipfs-index"), st, ipfs.IndexOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := x.AddPiece(ctx, info.Piece, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Locate(root.Hash()); !errors.Is(err, ipfs.ErrClosed) {
+		t.Fatalf("locate after close: %v, want ErrClosed", err)
+	}
+	x, err = ipfs.OpenIndex(filepath.Join(dir, "ipfs-index"), st, ipfs.IndexOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	rec, ok, err := x.Piece(info.Piece)
+	if err != nil || !ok || rec.Blocks != first.Blocks || !rec.Roots[0].Equals(root) {
+		t.Fatalf("record after reopen: %+v ok=%v err=%v, want %+v", rec, ok, err, first)
+	}
+	gw, err := ipfs.NewGateway(x, ipfs.GatewayConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gw)
+	defer srv.Close()
+	out := filepath.Join(t.TempDir(), "out")
+	if _, err := ipfs.Fetch(ctx, nil, srv.URL, root, out); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, src, out)
+}
+
+// TestDagScope checks boxo's dag-scope through our backend: block sends the root block
+// only, all sends the whole DAG.
+func TestDagScope(t *testing.T) {
+	r := newRig(t)
+	src := tree(t)
+	root, piece := r.add(t, src)
+	rec, _, _ := r.index.Piece(piece)
+	count := func(scope string) int {
+		req, _ := http.NewRequest(http.MethodGet, r.srv.URL+"/ipfs/"+root.String()+"?dag-scope="+scope, nil)
+		req.Header.Set("Accept", "application/vnd.ipld.car; version=1; order=dfs; dups=n")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("dag-scope=%s: %d", scope, res.StatusCode)
+		}
+		br, err := carv2.NewBlockReader(res.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for {
+			_, err := br.Next() // go-car verifies each block's hash here
+			if errors.Is(err, io.EOF) {
+				return n
+			}
+			if err != nil {
+				t.Fatalf("dag-scope=%s: %v", scope, err)
+			}
+			n++
+		}
+	}
+	if n := count("block"); n != 1 {
+		t.Fatalf("dag-scope=block: %d blocks, want 1", n)
+	}
+	// The piece holds each distinct block once; dups=n sends each once too.
+	if n := count("all"); uint64(n) != rec.Blocks {
+		t.Fatalf("dag-scope=all: %d blocks, want the piece's %d", n, rec.Blocks)
+	}
+}

@@ -2,8 +2,11 @@ package provider
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"time"
+
+	"github.com/ipfs/go-cid"
 
 	"github.com/warmstore/warmstore/chain"
 	"github.com/warmstore/warmstore/chain/eip712"
@@ -15,6 +18,9 @@ import (
 // IPFSIndexingKey is the data-set metadata key (FWSS, Filecoin Pin) asking the provider to
 // index the CAR pieces of the data set and serve their blocks under /ipfs/.
 const IPFSIndexingKey = "withIPFSIndexing"
+
+// IPFSRootKey is the piece metadata key naming the CAR's IPFS root CID.
+const IPFSRootKey = "ipfsRootCID"
 
 func wantsIPFS(m []eip712.MetadataEntry) bool {
 	return slices.ContainsFunc(m, func(e eip712.MetadataEntry) bool { return e.Key == IPFSIndexingKey })
@@ -66,7 +72,7 @@ func (p *Provider) followIPFS() {
 					continue
 				}
 				set[pc.ID] = pc.CID
-				p.indexIPFS(pc.CID, ev.DataSetID)
+				p.indexIPFS(pc.CID, ev.DataSetID, pc.Metadata)
 			}
 		case chain.EvPiecesRemoved:
 			set, ok := sets[ev.DataSetID]
@@ -111,13 +117,23 @@ func (p *Provider) followIPFS() {
 // indexIPFS indexes one piece for data set ds. Failures are logged, not retried: a piece that
 // is not a CAR stays unindexed (the client asked for IPFS indexing of something else), and a
 // piece this provider does not hold (a replay after GC) has nothing to index.
-func (p *Provider) indexIPFS(c pdp.PieceCID, ds uint64) {
+func (p *Provider) indexIPFS(c pdp.PieceCID, ds uint64, meta []eip712.MetadataEntry) {
 	start := time.Now()
 	rec, err := p.cfg.IPFS.AddPiece(p.ctx, c, ds)
 	switch {
 	case err == nil:
 		p.log.Info("indexed IPFS blocks of piece", "piece", c.String(), "dataSet", ds, "blocks", rec.Blocks,
 			"roots", len(rec.Roots), "took", time.Since(start))
+		// The client names the root in the piece metadata (Filecoin Pin does too); a CAR
+		// whose header lacks it still serves its blocks, but the client should know why
+		// its root may not resolve.
+		if i := slices.IndexFunc(meta, func(e eip712.MetadataEntry) bool { return e.Key == IPFSRootKey }); i >= 0 {
+			named, derr := cid.Decode(meta[i].Value)
+			if derr != nil || !slices.ContainsFunc(rec.Roots, func(r cid.Cid) bool { return r.Equals(named) }) {
+				p.log.Warn("piece metadata names a root the CAR header lacks", "piece", c.String(), "dataSet", ds,
+					"ipfsRootCID", meta[i].Value, "carRoots", fmt.Sprint(rec.Roots))
+			}
+		}
 	case errors.Is(err, storage.ErrNotFound), p.ctx.Err() != nil:
 		p.log.Debug("IPFS indexing skipped", "piece", c.String(), "dataSet", ds, "err", err)
 	case errors.Is(err, ipfs.ErrNotCAR):
