@@ -670,3 +670,115 @@ func TestDagScope(t *testing.T) {
 		t.Fatalf("dag-scope=all: %d blocks, want the piece's %d", n, rec.Blocks)
 	}
 }
+
+// TestCARv2PieceIsServed stores a CARv2 (header, CARv1 payload at an offset, index) made by
+// go-car itself: block offsets must be taken from the start of the piece, not the payload.
+func TestCARv2PieceIsServed(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	src := tree(t)
+	var v1 bytes.Buffer
+	root, err := ipfs.BuildCAR(ctx, src, &v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2Path := filepath.Join(t.TempDir(), "v2.car")
+	rw, err := carblockstore.OpenReadWrite(v2Path, []cid.Cid{root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	br, err := carv2.NewBlockReader(&v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		b, err := br.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rw.Put(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rw.Finalize(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(v2Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	info, err := r.store.Ingest(ctx, f, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := r.index.AddPiece(ctx, info.Piece, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.Roots) != 1 || !rec.Roots[0].Equals(root) {
+		t.Fatalf("roots %v, want [%s]", rec.Roots, root)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	if _, err := ipfs.Fetch(ctx, nil, r.srv.URL, root, out); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, src, out)
+}
+
+// TestConcurrentFetchesWhileIndexing serves one piece to several clients while another piece
+// is indexed and dropped over and over (run under -race).
+func TestConcurrentFetchesWhileIndexing(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	src := tree(t)
+	root, _ := r.add(t, src)
+	other := filepath.Join(t.TempDir(), "other.bin")
+	writeFile(t, other, randomBytes(77, 3*ipfs.ChunkSize))
+	_, otherPiece := r.add(t, other)
+
+	done := make(chan struct{})
+	churn := make(chan error, 1)
+	go func() {
+		defer close(churn)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if _, err := r.index.RemovePiece(otherPiece, 1); err != nil {
+				churn <- err
+				return
+			}
+			if _, err := r.index.AddPiece(ctx, otherPiece, 1); err != nil {
+				churn <- err
+				return
+			}
+		}
+	}()
+	outs := make([]string, 4)
+	errs := make(chan error, len(outs))
+	for i := range outs {
+		outs[i] = filepath.Join(t.TempDir(), fmt.Sprint("out", i))
+		go func() {
+			_, err := ipfs.Fetch(ctx, nil, r.srv.URL, root, outs[i])
+			errs <- err
+		}()
+	}
+	for range outs {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	close(done)
+	for _, out := range outs {
+		sameTree(t, src, out)
+	}
+	if err := <-churn; err != nil {
+		t.Fatal(err)
+	}
+}
