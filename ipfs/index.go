@@ -253,7 +253,8 @@ func (x *Index) indexCAR(ctx context.Context, piece pdp.PieceCID, pb []byte) (Pi
 		return PieceRecord{}, fmt.Errorf("ipfs: index piece %s: %w", piece, err)
 	}
 	defer r.Close()
-	br, err := carv2.NewBlockReader(r)
+	// Some CAR writers pad to a size with zeros; a zero-length section ends the CAR there.
+	br, err := carv2.NewBlockReader(r, carv2.ZeroLengthSectionAsEOF(true))
 	if err != nil {
 		return PieceRecord{}, fmt.Errorf("%w: piece %s: %v", ErrNotCAR, piece, err)
 	}

@@ -782,3 +782,34 @@ func TestConcurrentFetchesWhileIndexing(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestZeroPaddedCAR stores a CAR followed by zero padding (as some writers pad to a size):
+// the zeros end the CAR, and its blocks are served.
+func TestZeroPaddedCAR(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	src := filepath.Join(t.TempDir(), "f.bin")
+	data := randomBytes(21, ipfs.ChunkSize+99)
+	writeFile(t, src, data)
+	var car bytes.Buffer
+	root, err := ipfs.BuildCAR(ctx, src, &car)
+	if err != nil {
+		t.Fatal(err)
+	}
+	car.Write(make([]byte, 4096))
+	info, err := r.store.Ingest(ctx, &car, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := r.index.AddPiece(ctx, info.Piece, 1)
+	if err != nil || rec.Blocks != 3 {
+		t.Fatalf("index of a zero-padded CAR: %+v %v, want 3 blocks", rec, err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	if _, err := ipfs.Fetch(ctx, nil, r.srv.URL, root, out); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(out); !bytes.Equal(b, data) {
+		t.Fatal("fetched bytes differ")
+	}
+}
