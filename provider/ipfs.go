@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/warmstore/warmstore/chain"
 	"github.com/warmstore/warmstore/chain/eip712"
@@ -21,6 +22,28 @@ const IPFSIndexingKey = "withIPFSIndexing"
 
 // IPFSRootKey is the piece metadata key naming the CAR's IPFS root CID.
 const IPFSRootKey = "ipfsRootCID"
+
+// ipfsMetrics count the IPFS index's work.
+type ipfsMetrics struct {
+	pieces *prometheus.CounterVec // result: indexed, present, not_car, missing, error, removed
+	blocks prometheus.Counter
+}
+
+func newIPFSMetrics(reg prometheus.Registerer) (*ipfsMetrics, error) {
+	const ns = "warmstore_provider"
+	m := &ipfsMetrics{
+		pieces: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "ipfs_pieces_total",
+			Help: "Pieces of withIPFSIndexing data sets by outcome: indexed, present (already indexed), not_car, missing, error, removed (blocks dropped)."}, []string{"result"}),
+		blocks: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "ipfs_blocks_indexed_total",
+			Help: "CAR blocks entered into the IPFS index."}),
+	}
+	for _, c := range []prometheus.Collector{m.pieces, m.blocks} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("provider: register IPFS metrics: %w", err)
+		}
+	}
+	return m, nil
+}
 
 func wantsIPFS(m []eip712.MetadataEntry) bool {
 	return slices.ContainsFunc(m, func(e eip712.MetadataEntry) bool { return e.Key == IPFSIndexingKey })
@@ -41,8 +64,12 @@ func (p *Provider) followIPFS() {
 				return // another live piece of the set is the same piece
 			}
 		}
-		if _, err := p.cfg.IPFS.RemovePiece(c, ds); err != nil {
+		removed, err := p.cfg.IPFS.RemovePiece(c, ds)
+		if err != nil {
 			p.log.Warn("drop piece from the IPFS index", "piece", c.String(), "dataSet", ds, "err", err)
+		}
+		if removed {
+			p.ipfsMetrics.pieces.WithLabelValues("removed").Inc()
 		}
 	}
 	handle := func(ev chain.Event) error {
@@ -119,9 +146,16 @@ func (p *Provider) followIPFS() {
 // piece this provider does not hold (a replay after GC) has nothing to index.
 func (p *Provider) indexIPFS(c pdp.PieceCID, ds uint64, meta []eip712.MetadataEntry) {
 	start := time.Now()
+	_, wasIndexed, _ := p.cfg.IPFS.Piece(c) // only for the metrics: AddPiece decides itself
 	rec, err := p.cfg.IPFS.AddPiece(p.ctx, c, ds)
+	result := "error"
+	defer func() { p.ipfsMetrics.pieces.WithLabelValues(result).Inc() }()
 	switch {
+	case err == nil && wasIndexed:
+		result = "present" // another data set, or a replay after restart
 	case err == nil:
+		result = "indexed"
+		p.ipfsMetrics.blocks.Add(float64(rec.Blocks))
 		p.log.Info("indexed IPFS blocks of piece", "piece", c.String(), "dataSet", ds, "blocks", rec.Blocks,
 			"roots", len(rec.Roots), "took", time.Since(start))
 		// The client names the root in the piece metadata (Filecoin Pin does too); a CAR
@@ -135,8 +169,10 @@ func (p *Provider) indexIPFS(c pdp.PieceCID, ds uint64, meta []eip712.MetadataEn
 			}
 		}
 	case errors.Is(err, storage.ErrNotFound), p.ctx.Err() != nil:
+		result = "missing"
 		p.log.Debug("IPFS indexing skipped", "piece", c.String(), "dataSet", ds, "err", err)
 	case errors.Is(err, ipfs.ErrNotCAR):
+		result = "not_car"
 		p.log.Warn("piece in an IPFS-indexed data set is not a CAR", "piece", c.String(), "dataSet", ds, "err", err)
 	default:
 		p.log.Warn("index IPFS blocks of piece", "piece", c.String(), "dataSet", ds, "err", err)

@@ -157,6 +157,7 @@ type Provider struct {
 	roots *rootIndex // v1 CID (root only) → stored piece
 
 	ipfsGateway http.Handler // nil without Config.IPFS
+	ipfsMetrics *ipfsMetrics
 
 	mu       sync.Mutex
 	active   map[string]bool // upload sessions with a PUT in progress (never swept)
@@ -294,6 +295,9 @@ func New(cfg Config) (*Provider, error) {
 	}
 	if cfg.IPFS != nil {
 		if p.ipfsGateway, err = ipfs.NewGateway(cfg.IPFS, ipfs.GatewayConfig{Registerer: reg}); err != nil {
+			return nil, err
+		}
+		if p.ipfsMetrics, err = newIPFSMetrics(reg); err != nil {
 			return nil, err
 		}
 	}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,6 +129,21 @@ func TestAddGetAgainstDevnet(t *testing.T) {
 		}
 	}
 
+	metric := func(n *provider.Node, line string) bool {
+		res, err := http.Get(n.URL() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return strings.Contains(string(b), line)
+	}
+	for i, n := range d.Providers {
+		if !metric(n, `warmstore_provider_ipfs_pieces_total{result="indexed"} 1`) {
+			t.Fatalf("provider %d does not count the indexed piece", i)
+		}
+	}
+
 	// A single file: its root is the file's own DAG, and get writes a file.
 	single := filepath.Join(dir, "note.txt")
 	if err := os.WriteFile(single, []byte("just one block"), 0o644); err != nil {
@@ -168,6 +185,11 @@ func TestAddGetAgainstDevnet(t *testing.T) {
 			t.Fatalf("get after rm: exit %d %s", code, msg)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	for i, n := range d.Providers {
+		if !metric(n, `warmstore_provider_ipfs_pieces_total{result="removed"} 1`) {
+			t.Fatalf("provider %d does not count the removed piece", i)
+		}
 	}
 	// The single file's piece is untouched.
 	if msg, code := fetch(fileRoot, filepath.Join(dir, "note.again")); code != 0 {
