@@ -11,8 +11,8 @@ import (
 	"github.com/warmstore/warmstore/ipfs"
 )
 
-// BuildCAR streams a file or directory as a CARv1 piece; the root is what IPFS tools print
-// for `ipfs add --cid-version=1 --raw-leaves` of the same input.
+// BuildCAR streams a file or directory as a CARv1 piece, here through a pipe as an upload
+// would read it.
 func ExampleBuildCAR() {
 	dir, err := os.MkdirTemp("", "warmstore-ipfs-example")
 	if err != nil {

@@ -813,3 +813,24 @@ func TestZeroPaddedCAR(t *testing.T) {
 		t.Fatal("fetched bytes differ")
 	}
 }
+
+// TestKnownCIDs checks roots against CIDs every IPFS implementation agrees on (kubo, helia):
+// the empty file as a raw leaf and the empty UnixFS directory, both CIDv1.
+func TestKnownCIDs(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	writeFile(t, empty, nil)
+	emptyDir := filepath.Join(dir, "emptydir")
+	if err := os.Mkdir(emptyDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		empty:    "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
+		emptyDir: "bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354",
+	} {
+		got, err := ipfs.RootOf(context.Background(), path)
+		if err != nil || got.String() != want {
+			t.Errorf("%s: %s (%v), want %s", filepath.Base(path), got, err, want)
+		}
+	}
+}
