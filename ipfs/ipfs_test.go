@@ -834,3 +834,52 @@ func TestKnownCIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestCARStreamRewinds reads part of the stream, rewinds, and reads it all: the bytes equal
+// BuildCAR's, and the size from Seek(0, io.SeekEnd) is the CAR's length.
+func TestCARStreamRewinds(t *testing.T) {
+	ctx := context.Background()
+	src := tree(t)
+	var want bytes.Buffer
+	if _, err := ipfs.BuildCAR(ctx, src, &want); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := ipfs.PlanCAR(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := ipfs.NewCARStream(ctx, src, plan)
+	defer s.Close()
+	if n, err := s.Seek(0, io.SeekEnd); err != nil || n != int64(want.Len()) {
+		t.Fatalf("size %d (%v), want %d", n, err, want.Len())
+	}
+	if n, err := s.Read(make([]byte, 10)); n != 0 || err != io.EOF {
+		t.Fatalf("read at the end: %d %v", n, err)
+	}
+	if _, err := s.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(s, make([]byte, 300_000)); err != nil {
+		t.Fatal(err)
+	}
+	if pos, _ := s.Seek(0, io.SeekCurrent); pos != 300_000 {
+		t.Fatalf("position %d, want 300000", pos)
+	}
+	if _, err := s.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want.Bytes()) {
+		t.Fatalf("rewound stream: %d bytes, not BuildCAR's %d", len(got), want.Len())
+	}
+	if _, err := s.Seek(5, io.SeekStart); err == nil {
+		t.Fatal("seek to the middle accepted")
+	}
+	s.Close()
+	if _, err := s.Read(make([]byte, 1)); err == nil {
+		t.Fatal("read after close succeeded")
+	}
+}

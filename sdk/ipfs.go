@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 
@@ -34,9 +33,9 @@ type AddResult struct {
 // AddPath stores a file or directory as IPFS content: a UnixFS DAG (CIDv1, raw leaves)
 // written as a CARv1 and uploaded as one piece, in data sets marked withIPFSIndexing, with
 // the root recorded as the piece's ipfsRootCID. The CAR streams from disk into the upload
-// (see ipfs.BuildCAR: the input is read twice, never held in memory; the first pass
-// also sizes the CAR). Because the stream
-// cannot be rewound, a primary provider that fails mid-upload is not retried with another.
+// (see ipfs.BuildCAR: the input is read twice, never held in memory; the first pass also
+// sizes the CAR). The stream rewinds by building again (ipfs.CARStream), so a provider
+// failing mid-upload is replaced as in Upload.
 // opts.PieceMetadata may add up to two more keys.
 func (c *Client) AddPath(ctx context.Context, path string, opts UploadOptions) (*AddResult, error) {
 	plan, err := ipfs.PlanCAR(ctx, path)
@@ -52,18 +51,9 @@ func (c *Client) AddPath(ctx context.Context, path string, opts UploadOptions) (
 	// The planned size lets the upload send a Content-Length and check funds up front.
 	opts.Size, opts.PieceCID = plan.Size, nil
 
-	pr, pw := io.Pipe()
-	built := make(chan error, 1)
-	go func() {
-		err := ipfs.WriteCAR(ctx, path, plan, pw)
-		pw.CloseWithError(err) // nil closes with EOF
-		built <- err
-	}()
-	res, err := c.Upload(ctx, pr, opts)
-	pr.CloseWithError(errors.New("sdk: upload finished")) // unblocks the builder if the upload stopped reading
-	if berr := <-built; berr != nil && err == nil {
-		err = berr
-	}
+	car := ipfs.NewCARStream(ctx, path, plan)
+	defer car.Close()
+	res, err := c.Upload(ctx, car, opts)
 	if err != nil {
 		return nil, fmt.Errorf("sdk: add %s: %w", path, err)
 	}

@@ -145,3 +145,44 @@ func hasKey(m []eip712.MetadataEntry, key string) bool {
 	}
 	return false
 }
+
+// TestAddPathRewindsForNextProvider stalls the first provider mid-upload: the CAR stream is
+// rebuilt from the start for the next one, which ends up with a piece that serves the tree.
+func TestAddPathRewindsForNextProvider(t *testing.T) {
+	d := newDevnet(t, 2)
+	c := d.newClient(100, func(cfg *Config) { cfg.StallTimeout = time.Second })
+	sp1, sp2 := d.providers[0], d.providers[1]
+	sp1.setFault(faultSlowPut)
+	defer sp1.release()
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "d")
+	data := randomBytes(5, 1<<20)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "big.bin"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.AddPath(ctx, dir, UploadOptions{Copies: 1, Providers: []common.Address{sp1.prov.Address(), sp2.prov.Address()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Upload.Copies) != 1 || res.Upload.Copies[0].Provider != sp2.prov.Address() || len(res.Upload.Failed) != 1 {
+		t.Fatalf("upload %+v, want one copy on the second provider after one failure", res.Upload)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out := filepath.Join(t.TempDir(), "out")
+		_, err := c.Get(ctx, res.Root, out, GetOptions{Providers: []common.Address{sp2.prov.Address()}})
+		if err == nil {
+			if b, _ := os.ReadFile(filepath.Join(out, "big.bin")); !bytes.Equal(b, data) {
+				t.Fatal("fetched bytes differ")
+			}
+			return
+		}
+		if !errors.Is(err, ErrNotFound) || time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
