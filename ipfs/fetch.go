@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/ipfs/boxo/blockservice"
@@ -52,7 +53,8 @@ type FetchResult struct {
 // hashed against its CID as it arrives (ErrBlockMismatch otherwise) and spooled to a
 // temporary CAR, and the tree is written by walking the DAG from root over those verified
 // blocks only, so a block the CAR left out fails the walk (ErrIncomplete). Memory stays
-// bounded: blocks live on disk until the walk reads them. Directories are created before
+// bounded: blocks live on disk (a hidden temporary file beside out, removed on return) until
+// the walk reads them. Directories are created before
 // their entries, so a failed fetch may leave a partial tree at out.
 func Fetch(ctx context.Context, client *http.Client, gatewayURL string, root cid.Cid, out string) (*FetchResult, error) {
 	if client == nil {
@@ -77,7 +79,8 @@ func Fetch(ctx context.Context, client *http.Client, gatewayURL string, root cid
 		return nil, &GatewayError{URL: url, Status: resp.StatusCode, Body: strings.TrimSpace(string(body))}
 	}
 
-	spool, err := os.CreateTemp("", "warmstore-fetch-*.car")
+	// The spool sits beside the output: the disk that will hold the content holds it first.
+	spool, err := os.CreateTemp(filepath.Dir(out), ".warmstore-fetch-*.car")
 	if err != nil {
 		return nil, fmt.Errorf("ipfs: fetch %s: spool: %w", root, err)
 	}
