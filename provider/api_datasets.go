@@ -822,14 +822,20 @@ func (p *Provider) followChain() {
 		}
 		return nil
 	}
+	p.follow("chain follower", handle)
+}
+
+// follow feeds every chain event from genesis to handle until the provider closes. When
+// handle fails (the chain hiccuped while it read pieces), it retries from the failed event
+// after a second, so no event is skipped.
+func (p *Provider) follow(name string, handle func(chain.Event) error) {
 	cursor := uint64(0)
 	for p.ctx.Err() == nil {
 		next, err := p.chain.Follow(p.ctx, cursor, handle)
 		if p.ctx.Err() != nil {
 			return
 		}
-		// A handler error (the chain hiccuped while reading pieces): retry from the failed event.
-		p.log.Warn("chain follower", "cursor", next, "err", err)
+		p.log.Warn(name, "cursor", next, "err", err)
 		cursor = next
 		select {
 		case <-p.ctx.Done():

@@ -125,20 +125,7 @@ func (p *Provider) followIPFS() {
 		}
 		return nil
 	}
-	cursor := uint64(0)
-	for p.ctx.Err() == nil {
-		next, err := p.chain.Follow(p.ctx, cursor, handle)
-		if p.ctx.Err() != nil {
-			return
-		}
-		p.log.Warn("IPFS index follower", "cursor", next, "err", err)
-		cursor = next
-		select {
-		case <-p.ctx.Done():
-			return
-		case <-time.After(time.Second):
-		}
-	}
+	p.follow("IPFS index follower", handle)
 }
 
 // indexIPFS indexes one piece for data set ds. Failures are logged, not retried: a piece that
