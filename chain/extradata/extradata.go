@@ -355,23 +355,16 @@ func (w *sizeWalker) arrayAt(base, off uint64) (start, n uint64, err error) {
 }
 
 func (w *sizeWalker) stringArrayAt(base, off uint64) error {
-	start, n, err := w.arrayAt(base, off)
-	if err != nil {
-		return err
-	}
-	for i := range n {
-		eo, err := w.word(start + 32*i)
-		if err != nil {
-			return err
-		}
-		if err := w.bytesAt(start, eo); err != nil {
-			return err
-		}
-	}
-	return nil
+	return w.eachElement(base, off, w.bytesAt)
 }
 
 func (w *sizeWalker) nestedStringArrayAt(base, off uint64) error {
+	return w.eachElement(base, off, w.stringArrayAt)
+}
+
+// eachElement walks the dynamic array at off (relative to base) and checks every element with
+// elem, whose offset word is relative to the start of the array's element heads.
+func (w *sizeWalker) eachElement(base, off uint64, elem func(base, off uint64) error) error {
 	start, n, err := w.arrayAt(base, off)
 	if err != nil {
 		return err
@@ -381,7 +374,7 @@ func (w *sizeWalker) nestedStringArrayAt(base, off uint64) error {
 		if err != nil {
 			return err
 		}
-		if err := w.stringArrayAt(start, eo); err != nil {
+		if err := elem(start, eo); err != nil {
 			return err
 		}
 	}
