@@ -115,12 +115,7 @@ func ProveLeaf(p PieceCID, top TopNodes, layerHeight uint8, section []byte, leaf
 		return Proof{}, fmt.Errorf("pdp: section layer height %d above %d: sections that large are not proven from memory", lh, maxProveLayerHeight)
 	}
 	secIndex := leaf >> lh
-	secRaw := rawCapacity(lh)
-	var want uint64
-	if start := secIndex * secRaw; start < p.RawSize() {
-		want = min(secRaw, p.RawSize()-start)
-	}
-	if uint64(len(section)) != want {
+	if _, want := SectionRange(p, layerHeight, secIndex); uint64(len(section)) != want {
 		return Proof{}, fmt.Errorf("%w: section %d (layer height %d) of %s is %d bytes, got %d", ErrSectionSize, secIndex, lh, p, want, len(section))
 	}
 
