@@ -94,9 +94,14 @@ func (s *Store) Reconcile(ctx context.Context) (ReconcileReport, error) {
 			}
 			continue
 		}
-		lerr := s.checkLayerSize(ctx, e.rec)
-		if lerr == nil && !s.opts.QuickReconcile {
-			lerr = s.checkLayer(ctx, e.rec)
+		// The full check compares the size itself, so each mode touches the sidecar once.
+		var lerr error
+		if s.opts.QuickReconcile {
+			lerr = s.checkLayerSize(ctx, e.rec)
+		} else if layer, err := s.openVerifiedLayer(ctx, e.rec); err != nil {
+			lerr = err
+		} else {
+			layer.Close()
 		}
 		if lerr == nil {
 			continue

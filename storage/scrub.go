@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/warmstore/warmstore/pdp"
+	"github.com/warmstore/warmstore/storage/blob"
 	"golang.org/x/time/rate"
 )
 
@@ -82,7 +83,9 @@ func (s *Store) scrubPiece(ctx context.Context, p pdp.PieceCID, lim *rate.Limite
 		res.skipped = true
 		return res, nil
 	}
-	layerErr := s.checkLayer(ctx, rec)
+	// The verified sidecar stays open for the section checks below rather than being
+	// opened a second time.
+	layer, layerErr := s.openVerifiedLayer(ctx, rec)
 	if layerErr != nil && !errors.Is(layerErr, ErrCorrupt) {
 		return res, layerErr
 	}
@@ -100,7 +103,11 @@ func (s *Store) scrubPiece(ctx context.Context, p pdp.PieceCID, lim *rate.Limite
 		if rec, err = s.getRecord(p); err != nil {
 			return res, err
 		}
+		if layer, err = s.backend.Open(ctx, rec.LayerBlob); err != nil {
+			return res, classify(err)
+		}
 	}
+	defer layer.Close()
 	data, err := s.backend.Open(ctx, rec.DataBlob)
 	if err != nil {
 		if isNotExist(err) {
@@ -120,11 +127,6 @@ func (s *Store) scrubPiece(ctx context.Context, p pdp.PieceCID, lim *rate.Limite
 		res.damaged = true
 		return res, fmt.Errorf("piece file size: %w", ErrCorrupt)
 	}
-	layer, err := s.backend.Open(ctx, rec.LayerBlob)
-	if err != nil {
-		return res, classify(err)
-	}
-	defer layer.Close()
 	nodes := &sidecarNodes{r: layer, piece: p, layerHeight: rec.LayerHeight, sections: rec.Sections}
 	buf := make([]byte, pdp.SectionRawSize(rec.LayerHeight))
 	for k := uint64(0); k < rec.Sections; k++ {
@@ -157,20 +159,26 @@ func (s *Store) scrubPiece(ctx context.Context, p pdp.PieceCID, lim *rate.Limite
 	return res, nil
 }
 
-// checkLayer verifies a sidecar's size and checksum; ErrCorrupt when it is damaged or missing.
-func (s *Store) checkLayer(ctx context.Context, rec pieceRecord) error {
+// openVerifiedLayer opens rec's sidecar and checks its size and checksum; ErrCorrupt when it
+// is damaged or missing. On success the caller owns the open reader.
+func (s *Store) openVerifiedLayer(ctx context.Context, rec pieceRecord) (blob.Reader, error) {
 	layer, err := s.backend.Open(ctx, rec.LayerBlob)
 	if err != nil {
 		if isNotExist(err) {
-			return fmt.Errorf("sidecar missing: %w", ErrCorrupt)
+			return nil, fmt.Errorf("sidecar missing: %w", ErrCorrupt)
 		}
-		return classify(err)
+		return nil, classify(err)
 	}
-	defer layer.Close()
 	if layer.Size() != rec.LayerSize {
-		return fmt.Errorf("sidecar has %d bytes, want %d: %w", layer.Size(), rec.LayerSize, ErrCorrupt)
+		err = fmt.Errorf("sidecar has %d bytes, want %d: %w", layer.Size(), rec.LayerSize, ErrCorrupt)
+	} else {
+		err = verifySidecar(layer)
 	}
-	return verifySidecar(layer)
+	if err != nil {
+		layer.Close()
+		return nil, err
+	}
+	return layer, nil
 }
 
 func (s *Store) scrubLoop(interval time.Duration) {
