@@ -66,31 +66,40 @@ func (c *applyCtx) emit(ev Event) {
 // to make the transaction take effect) and the events; on failure it returns an error wrapping
 // one of the package's sentinel errors and nothing may be committed.
 func (e *Engine) Apply(base Store, tx *Tx, now abi.ChainEpoch, beacon Beacon) (*Txn, []Event, error) {
+	st, events, _, err := e.apply(base, tx, now, beacon)
+	return st, events, err
+}
+
+// apply is Apply that also returns the transaction's hash, so the ledger's receipt does not
+// hash the body again: the signing hash is computed once and serves both the sender recovery
+// and the transaction hash.
+func (e *Engine) apply(base Store, tx *Tx, now abi.ChainEpoch, beacon Beacon) (*Txn, []Event, common.Hash, error) {
 	if tx == nil {
-		return nil, nil, fmt.Errorf("%w: nil transaction", ErrMalformed)
+		return nil, nil, common.Hash{}, fmt.Errorf("%w: nil transaction", ErrMalformed)
 	}
 	if now < 0 {
-		return nil, nil, fmt.Errorf("%w: negative epoch %d", ErrInvalidArgument, now)
+		return nil, nil, common.Hash{}, fmt.Errorf("%w: negative epoch %d", ErrInvalidArgument, now)
 	}
-	from, err := tx.Sender(e.cfg.ChainID)
+	signing := tx.SigningHash(e.cfg.ChainID)
+	from, err := tx.senderOf(signing)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, common.Hash{}, err
 	}
 	st := NewTxn(base)
 	want, err := getU64(st, keyNonce(from))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, common.Hash{}, err
 	}
 	if tx.Nonce != want {
-		return nil, nil, fmt.Errorf("%w: %s sent nonce %d, next is %d", ErrBadNonce, from.Hex(), tx.Nonce, want)
+		return nil, nil, common.Hash{}, fmt.Errorf("%w: %s sent nonce %d, next is %d", ErrBadNonce, from.Hex(), tx.Nonce, want)
 	}
-	c := &applyCtx{e: e, st: st, now: now, beacon: beacon, from: from, hash: tx.Hash(e.cfg.ChainID), dsCache: map[uint64]*DataSet{}}
+	c := &applyCtx{e: e, st: st, now: now, beacon: beacon, from: from, hash: tx.hashOf(signing), dsCache: map[uint64]*DataSet{}}
 	c.pay = payments.NewLedger(payState{st}, payments.ValidatorMap{e.cfg.WarmStorage: &fwssValidator{c: c}})
 	if err := c.dispatch(tx); err != nil {
-		return nil, nil, fmt.Errorf("%s from %s: %w", tx.Kind, from.Hex(), err)
+		return nil, nil, common.Hash{}, fmt.Errorf("%s from %s: %w", tx.Kind, from.Hex(), err)
 	}
 	putU64(st, keyNonce(from), want+1)
-	return st, c.events, nil
+	return st, c.events, c.hash, nil
 }
 
 func (c *applyCtx) dispatch(tx *Tx) error {

@@ -285,7 +285,7 @@ func (l *Ledger) Submit(tx *Tx) (*Receipt, error) {
 		return nil, fmt.Errorf("%w: ledger is closed", ErrInternal)
 	}
 	now = max(now, l.last)
-	writes, events, err := l.engine.Apply(l.store(), tx, now, l.beacon)
+	writes, events, hash, err := l.engine.apply(l.store(), tx, now, l.beacon)
 	if err != nil {
 		return nil, err
 	}
@@ -323,7 +323,7 @@ func (l *Ledger) Submit(tx *Tx) (*Receipt, error) {
 		close(l.notify)
 		l.notify = make(chan struct{})
 	}
-	return &Receipt{Seq: seq, Hash: tx.Hash(l.gen.Config.ChainID).Hex(), Epoch: now, Events: events}, nil
+	return &Receipt{Seq: seq, Hash: hash.Hex(), Epoch: now, Events: events}, nil
 }
 
 // Events returns up to limit events with Seq > after. If there are none and wait > 0, it

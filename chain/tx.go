@@ -68,8 +68,13 @@ func (tx *Tx) SigningHash(chainID uint64) common.Hash {
 
 // Hash identifies an accepted transaction: keccak256(signing hash ‖ signature).
 func (tx *Tx) Hash(chainID uint64) common.Hash {
-	h := tx.SigningHash(chainID)
-	return crypto.Keccak256Hash(h[:], tx.Sig)
+	return tx.hashOf(tx.SigningHash(chainID))
+}
+
+// hashOf is Hash given the already computed signing hash, so a caller that also recovers the
+// sender hashes the body (the bulk of a proof submission) once.
+func (tx *Tx) hashOf(signing common.Hash) common.Hash {
+	return crypto.Keccak256Hash(signing[:], tx.Sig)
 }
 
 // NewTx builds and signs a transaction of kind with body from the key's address.
@@ -91,7 +96,12 @@ func NewTx(key *ecdsa.PrivateKey, chainID uint64, kind TxKind, nonce uint64, bod
 
 // Sender verifies the signature and returns the signer, which must equal From.
 func (tx *Tx) Sender(chainID uint64) (common.Address, error) {
-	got, err := eip712.RecoverHash(tx.SigningHash(chainID), tx.Sig)
+	return tx.senderOf(tx.SigningHash(chainID))
+}
+
+// senderOf is Sender given the already computed signing hash.
+func (tx *Tx) senderOf(signing common.Hash) (common.Address, error) {
+	got, err := eip712.RecoverHash(signing, tx.Sig)
 	if err != nil {
 		return common.Address{}, fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}

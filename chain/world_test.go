@@ -132,6 +132,16 @@ func (w *world) apply(tx *Tx) ([]Event, error) {
 		if err != nil {
 			return nil, err
 		}
+		// The receipt and every event name the transaction by its Hash.
+		want := tx.Hash(w.cfg().ChainID)
+		if rc.Hash != want.Hex() {
+			w.t.Fatalf("receipt hash %s, want %s", rc.Hash, want.Hex())
+		}
+		for _, ev := range rc.Events {
+			if ev.Tx != want {
+				w.t.Fatalf("event %s names tx %s, want %s", ev.Kind, ev.Tx.Hex(), want.Hex())
+			}
+		}
 		w.nonces[tx.From]++
 		return rc.Events, nil
 	}
