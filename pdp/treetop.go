@@ -90,23 +90,32 @@ func checkTreeTopShape(pieceHeight, layerHeight uint8, sections uint64) error {
 	return nil
 }
 
+// checkLevels checks that the heights, the number of levels and every level's width fit
+// together, and returns the number of section roots. Errors wrap ErrInvalidTreeTop.
+func (t *TreeTop) checkLevels() (sections uint64, err error) {
+	if len(t.Levels) == 0 || len(t.Levels[0]) == 0 {
+		return 0, fmt.Errorf("%w: no section roots", ErrInvalidTreeTop)
+	}
+	sections = uint64(len(t.Levels[0]))
+	if err := checkTreeTopShape(t.PieceHeight, t.LayerHeight, sections); err != nil {
+		return 0, err
+	}
+	if len(t.Levels) != int(t.PieceHeight-t.LayerHeight)+1 {
+		return 0, fmt.Errorf("%w: %d levels for heights %d..%d", ErrInvalidTreeTop, len(t.Levels), t.LayerHeight, t.PieceHeight)
+	}
+	for i, l := range t.Levels {
+		if want := levelWidth(sections, uint8(i)); uint64(len(l)) != want {
+			return 0, fmt.Errorf("%w: level at height %d holds %d nodes, want %d", ErrInvalidTreeTop, t.LayerHeight+uint8(i), len(l), want)
+		}
+	}
+	return sections, nil
+}
+
 // Verify checks the tree's shape, that every level hashes to the next and that the top is
 // root. Errors wrap ErrInvalidTreeTop.
 func (t *TreeTop) Verify(root Node) error {
-	if len(t.Levels) == 0 || len(t.Levels[0]) == 0 {
-		return fmt.Errorf("%w: no section roots", ErrInvalidTreeTop)
-	}
-	sections := uint64(len(t.Levels[0]))
-	if err := checkTreeTopShape(t.PieceHeight, t.LayerHeight, sections); err != nil {
+	if _, err := t.checkLevels(); err != nil {
 		return err
-	}
-	if len(t.Levels) != int(t.PieceHeight-t.LayerHeight)+1 {
-		return fmt.Errorf("%w: %d levels for heights %d..%d", ErrInvalidTreeTop, len(t.Levels), t.LayerHeight, t.PieceHeight)
-	}
-	for i := range t.Levels {
-		if uint64(len(t.Levels[i])) != levelWidth(sections, uint8(i)) {
-			return fmt.Errorf("%w: level at height %d holds %d nodes, want %d", ErrInvalidTreeTop, t.LayerHeight+uint8(i), len(t.Levels[i]), levelWidth(sections, uint8(i)))
-		}
 	}
 	for i := 1; i < len(t.Levels); i++ {
 		below, level, h := t.Levels[i-1], t.Levels[i], t.LayerHeight+uint8(i)-1
@@ -141,23 +150,11 @@ const (
 
 // MarshalBinary encodes the tree. It does not add a checksum; storage adds its own.
 func (t *TreeTop) MarshalBinary() ([]byte, error) {
-	if len(t.Levels) == 0 || len(t.Levels[0]) == 0 {
-		return nil, fmt.Errorf("%w: no section roots", ErrInvalidTreeTop)
-	}
-	sections := uint64(len(t.Levels[0]))
-	if err := checkTreeTopShape(t.PieceHeight, t.LayerHeight, sections); err != nil {
+	sections, err := t.checkLevels()
+	if err != nil {
 		return nil, err
 	}
-	if len(t.Levels) != int(t.PieceHeight-t.LayerHeight)+1 {
-		return nil, fmt.Errorf("%w: %d levels for heights %d..%d", ErrInvalidTreeTop, len(t.Levels), t.LayerHeight, t.PieceHeight)
-	}
-	nodes := uint64(0)
-	for i, l := range t.Levels {
-		if want := levelWidth(sections, uint8(i)); uint64(len(l)) != want {
-			return nil, fmt.Errorf("%w: level at height %d holds %d nodes, want %d", ErrInvalidTreeTop, t.LayerHeight+uint8(i), len(l), want)
-		}
-		nodes += uint64(len(l))
-	}
+	nodes := treeTopNodes(t.PieceHeight, t.LayerHeight, sections)
 	b := make([]byte, treeTopHeaderSize, treeTopHeaderSize+nodes*NodeSize)
 	copy(b, treeTopMagic)
 	b[4], b[5], b[6] = treeTopVersion, t.PieceHeight, t.LayerHeight
