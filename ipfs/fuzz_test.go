@@ -20,16 +20,9 @@ func FuzzReceiveCAR(f *testing.F) {
 	ctx := context.Background()
 	var seedRoot cid.Cid
 	for _, content := range [][]byte{[]byte("a block"), randomBytes(2, 2*ipfs.ChunkSize+5)} {
-		dir := f.TempDir()
-		p := filepath.Join(dir, "f")
-		if err := writeFileErr(p, content); err != nil {
-			f.Fatal(err)
-		}
-		var car bytes.Buffer
-		root, err := ipfs.BuildCAR(ctx, p, &car)
-		if err != nil {
-			f.Fatal(err)
-		}
+		p := filepath.Join(f.TempDir(), "f")
+		writeFile(f, p, content)
+		root, car := buildCAR(f, p)
 		seedRoot = root
 		f.Add(car.Bytes(), root.Bytes())
 		b := bytes.Clone(car.Bytes())
