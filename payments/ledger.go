@@ -409,14 +409,7 @@ func (l *Ledger) ModifyRailLockup(caller Address, id RailID, period abi.ChainEpo
 	if period < 0 {
 		return refuse(t.op, ErrInvalidLockupPeriod, "period %d", period)
 	}
-	r, err := t.liveRail(id)
-	if err != nil {
-		return err
-	}
-	if caller != r.Operator {
-		return refuse(t.op, ErrNotOperator, "caller %s, operator %s", caller, r.Operator)
-	}
-	payer, err := t.settledAccount(r.Token, r.From)
+	r, payer, err := t.operatedRail(caller, id)
 	if err != nil {
 		return err
 	}
@@ -465,10 +458,33 @@ func (l *Ledger) ModifyRailLockup(caller Address, id RailID, period abi.ChainEpo
 	}
 	r.LockupPeriod = period
 	r.LockupFixed = lockupFixed.Copy()
+	t.stageRail(r, payer, ap)
+	return t.commit()
+}
+
+// stageRail stages a rail with its payer's account and the payer's approval of its operator:
+// the three records every rail-changing operation writes together.
+func (t *tx) stageRail(r Rail, payer Account, ap Approval) {
 	t.ws.putAccount(r.Token, r.From, payer)
 	t.ws.putApproval(r.Token, r.From, r.Operator, ap)
 	t.ws.putRail(r)
-	return t.commit()
+}
+
+// operatedRail loads a live rail that caller operates, and its payer's account settled to
+// the operation's epoch.
+func (t *tx) operatedRail(caller Address, id RailID) (Rail, Account, error) {
+	r, err := t.liveRail(id)
+	if err != nil {
+		return Rail{}, Account{}, err
+	}
+	if caller != r.Operator {
+		return Rail{}, Account{}, refuse(t.op, ErrNotOperator, "caller %s, operator %s", caller, r.Operator)
+	}
+	payer, err := t.settledAccount(r.Token, r.From)
+	if err != nil {
+		return Rail{}, Account{}, err
+	}
+	return r, payer, nil
 }
 
 // adjustUsage moves a usage counter from old to new: an increase must fit the allowance,
@@ -497,14 +513,7 @@ func (l *Ledger) ModifyRailPayment(caller Address, id RailID, newRate, oneTimePa
 	if !validAmount(newRate) || !validAmount(oneTimePayment) {
 		return Payment{}, refuse(t.op, ErrInvalidAmount, "rate %v, one-time payment %v", newRate, oneTimePayment)
 	}
-	r, err := t.liveRail(id)
-	if err != nil {
-		return Payment{}, err
-	}
-	if caller != r.Operator {
-		return Payment{}, refuse(t.op, ErrNotOperator, "caller %s, operator %s", caller, r.Operator)
-	}
-	payer, err := t.settledAccount(r.Token, r.From)
+	r, payer, err := t.operatedRail(caller, id)
 	if err != nil {
 		return Payment{}, err
 	}
@@ -569,9 +578,7 @@ func (l *Ledger) ModifyRailPayment(caller Address, id RailID, newRate, oneTimePa
 	}
 	r.PaymentRate = newRate.Copy()
 	r.LockupFixed = big.Sub(r.LockupFixed, oneTimePayment)
-	t.ws.putAccount(r.Token, r.From, payer)
-	t.ws.putApproval(r.Token, r.From, r.Operator, ap)
-	t.ws.putRail(r)
+	t.stageRail(r, payer, ap)
 	pay, err := t.distribute(r, oneTimePayment)
 	if err != nil {
 		return Payment{}, err
@@ -700,9 +707,7 @@ func (l *Ledger) TerminateRail(caller Address, id RailID, epoch abi.ChainEpoch) 
 			}
 		}
 	}
-	t.ws.putAccount(r.Token, r.From, payer)
-	t.ws.putApproval(r.Token, r.From, r.Operator, ap)
-	t.ws.putRail(r)
+	t.stageRail(r, payer, ap)
 	return t.commit()
 }
 
@@ -947,8 +952,6 @@ func (t *tx) finalize(r *Rail) error {
 	ap.LockupUsage = subFloor(ap.LockupUsage, big.Add(r.LockupFixed, times(r.PaymentRate, r.LockupPeriod)))
 	r.Finalized = true
 	r.LockupFixed = big.Zero()
-	t.ws.putAccount(r.Token, r.From, payer)
-	t.ws.putApproval(r.Token, r.From, r.Operator, ap)
-	t.ws.putRail(*r)
+	t.stageRail(*r, payer, ap)
 	return nil
 }
