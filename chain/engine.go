@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -105,103 +106,48 @@ func (e *Engine) apply(base Store, tx *Tx, now abi.ChainEpoch, beacon Beacon) (*
 func (c *applyCtx) dispatch(tx *Tx) error {
 	switch tx.Kind {
 	case TxRegisterProvider:
-		var b RegisterProviderBody
-		if err := decodeBody(tx.Body, &b); err != nil {
-			return err
-		}
-		return c.registerProvider(b)
+		return runBody(tx.Body, c.registerProvider)
 	case TxFaucet:
-		var b FaucetBody
-		if err := decodeBody(tx.Body, &b); err != nil {
-			return err
-		}
-		return c.faucet(b)
+		return runBody(tx.Body, c.faucet)
 	case TxDeposit:
-		var b DepositBody
-		if err := decodeBody(tx.Body, &b); err != nil {
-			return err
-		}
-		return c.deposit(b)
+		return runBody(tx.Body, c.deposit)
 	case TxWithdraw:
-		var b WithdrawBody
-		if err := decodeBody(tx.Body, &b); err != nil {
-			return err
-		}
-		return c.withdraw(b)
+		return runBody(tx.Body, c.withdraw)
 	case TxSetOperatorApproval:
-		var b SetOperatorApprovalBody
-		if err := decodeBody(tx.Body, &b); err != nil {
-			return err
-		}
-		return c.setOperatorApproval(b)
+		return runBody(tx.Body, c.setOperatorApproval)
 	case TxCreateDataSet:
-		var b CreateDataSetBody
-		if err := decodeBody(tx.Body, &b); err != nil {
-			return err
-		}
-		return c.createDataSet(b)
+		return runBody(tx.Body, c.createDataSet)
 	case TxAddPieces:
-		var b AddPiecesBody
-		if err := decodeBody(tx.Body, &b); err != nil {
-			return err
-		}
-		return c.addPieces(b)
+		return runBody(tx.Body, c.addPieces)
 	case TxSchedulePieceRemovals:
-		var b SchedulePieceRemovalsBody
-		if err := decodeBody(tx.Body, &b); err != nil {
-			return err
-		}
-		return c.scheduleRemovals(b)
+		return runBody(tx.Body, c.scheduleRemovals)
 	case TxNextProvingPeriod:
-		var b NextProvingPeriodBody
-		if err := decodeBody(tx.Body, &b); err != nil {
-			return err
-		}
-		return c.nextProvingPeriod(b)
+		return runBody(tx.Body, c.nextProvingPeriod)
 	case TxProvePossession:
-		var b ProvePossessionBody
-		if err := decodeBody(tx.Body, &b); err != nil {
-			return err
-		}
-		return c.provePossession(b)
+		return runBody(tx.Body, c.provePossession)
 	case TxRecordFaults:
-		var b RecordFaultsBody
-		if err := decodeBody(tx.Body, &b); err != nil {
-			return err
-		}
-		return c.recordFaultsTx(b)
+		return runBody(tx.Body, c.recordFaultsTx)
 	case TxSettleRail:
-		var b SettleRailBody
-		if err := decodeBody(tx.Body, &b); err != nil {
-			return err
-		}
-		return c.settleRail(b)
+		return runBody(tx.Body, c.settleRail)
 	case TxTerminateService:
-		var b TerminateServiceBody
-		if err := decodeBody(tx.Body, &b); err != nil {
-			return err
-		}
-		return c.terminateService(b)
+		return runBody(tx.Body, c.terminateService)
 	case TxDeleteDataSet:
-		var b DeleteDataSetBody
-		if err := decodeBody(tx.Body, &b); err != nil {
-			return err
-		}
-		return c.deleteDataSet(b)
+		return runBody(tx.Body, c.deleteDataSet)
 	case TxReportUsage:
-		var b ReportUsageBody
-		if err := decodeBody(tx.Body, &b); err != nil {
-			return err
-		}
-		return c.reportUsage(b)
+		return runBody(tx.Body, c.reportUsage)
 	case TxTopUpCDN:
-		var b TopUpCDNBody
-		if err := decodeBody(tx.Body, &b); err != nil {
-			return err
-		}
-		return c.topUpCDN(b)
+		return runBody(tx.Body, c.topUpCDN)
 	}
 	return fmt.Errorf("%w: %q", ErrUnknownKind, tx.Kind)
+}
+
+// runBody decodes a transaction body strictly into the rule's body type and runs the rule.
+func runBody[B any](raw json.RawMessage, rule func(B) error) error {
+	var b B
+	if err := decodeBody(raw, &b); err != nil {
+		return err
+	}
+	return rule(b)
 }
 
 // payErr wraps a payments refusal so it maps to ErrPayments (or ErrInsufficientFunds) while
