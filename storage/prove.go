@@ -47,23 +47,11 @@ func (s *Store) proveOnce(ctx context.Context, piece pdp.PieceCID, leaves []uint
 	} else if d != nil && d.Kind != DamageLayer {
 		return nil, false, fmt.Errorf("storage: prove %v: %s damage (%s): %w", piece, d.Kind, d.Detail, ErrCorrupt)
 	}
-	data, err := s.backend.Open(ctx, rec.DataBlob)
+	data, err := s.openData(ctx, piece, rec)
 	if err != nil {
-		if isNotExist(err) {
-			if !s.markDamaged(piece, rec, DamageMissing, -1, "piece file missing at proof time") {
-				return nil, false, changedErr("prove", piece)
-			}
-			return nil, false, fmt.Errorf("storage: prove %v: piece file missing: %w", piece, ErrCorrupt)
-		}
-		return nil, false, fmt.Errorf("storage: prove %v: %w", piece, classify(err))
+		return nil, false, fmt.Errorf("storage: prove %v: %w", piece, err)
 	}
 	defer data.Close()
-	if uint64(data.Size()) != piece.RawSize() {
-		if !s.markDamaged(piece, rec, DamageData, -1, fmt.Sprintf("piece file has %d bytes, want %d", data.Size(), piece.RawSize())) {
-			return nil, false, changedErr("prove", piece)
-		}
-		return nil, false, fmt.Errorf("storage: prove %v: piece file has %d bytes: %w", piece, data.Size(), ErrCorrupt)
-	}
 	layer, err := s.backend.Open(ctx, rec.LayerBlob)
 	if err != nil {
 		if isNotExist(err) {
@@ -141,8 +129,36 @@ func (s *Store) proveOnce(ctx context.Context, piece pdp.PieceCID, leaves []uint
 
 // changedErr reports that the piece was collected or replaced while an operation was reading it.
 func changedErr(op string, piece pdp.PieceCID) error {
-	return fmt.Errorf("storage: %s %v: collected or replaced while being read: %w", op, piece, ErrNotFound)
+	return fmt.Errorf("storage: %s %v: %w", op, piece, errChanged)
 }
+
+// openData opens the data blob of the copy of piece described by rec and checks its size. A
+// missing or wrongly sized file is recorded as damage and reported as ErrCorrupt, or as
+// ErrNotFound when that copy was collected or replaced meanwhile. On success the caller owns
+// the reader.
+func (s *Store) openData(ctx context.Context, piece pdp.PieceCID, rec pieceRecord) (blob.Reader, error) {
+	data, err := s.backend.Open(ctx, rec.DataBlob)
+	if err != nil {
+		if !isNotExist(err) {
+			return nil, classify(err)
+		}
+		if !s.markDamaged(piece, rec, DamageMissing, -1, "piece file missing") {
+			return nil, errChanged
+		}
+		return nil, fmt.Errorf("piece file missing: %w", ErrCorrupt)
+	}
+	if uint64(data.Size()) != piece.RawSize() {
+		detail := fmt.Sprintf("piece file has %d bytes, want %d", data.Size(), piece.RawSize())
+		data.Close()
+		if !s.markDamaged(piece, rec, DamageData, -1, detail) {
+			return nil, errChanged
+		}
+		return nil, fmt.Errorf("%s: %w", detail, ErrCorrupt)
+	}
+	return data, nil
+}
+
+var errChanged = fmt.Errorf("collected or replaced while being read: %w", ErrNotFound)
 
 // markDamaged records damage to the copy of piece described by rec, counts it and raises the
 // event. It returns false, recording nothing, when that copy is no longer the indexed one (it
@@ -190,15 +206,9 @@ func (s *Store) repairLayer(ctx context.Context, piece pdp.PieceCID) error {
 	if err != nil {
 		return wrapErr("repair layer", err)
 	}
-	data, err := s.backend.Open(ctx, rec.DataBlob)
+	data, err := s.openData(ctx, piece, rec)
 	if err != nil {
-		if isNotExist(err) {
-			if !s.markDamaged(piece, rec, DamageMissing, -1, "piece file missing") {
-				return changedErr("repair layer", piece)
-			}
-			return fmt.Errorf("storage: repair layer %v: piece file missing: %w", piece, ErrCorrupt)
-		}
-		return fmt.Errorf("storage: repair layer %v: %w", piece, classify(err))
+		return fmt.Errorf("storage: repair layer %v: %w", piece, err)
 	}
 	top, err := s.hashBlob(ctx, data)
 	data.Close()

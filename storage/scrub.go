@@ -108,25 +108,12 @@ func (s *Store) scrubPiece(ctx context.Context, p pdp.PieceCID, lim *rate.Limite
 		}
 	}
 	defer layer.Close()
-	data, err := s.backend.Open(ctx, rec.DataBlob)
+	data, err := s.openData(ctx, p, rec)
 	if err != nil {
-		if isNotExist(err) {
-			if !s.markDamaged(p, rec, DamageMissing, -1, "piece file missing") {
-				return res, changedErr("scrub", p)
-			}
-			res.damaged = true
-			return res, fmt.Errorf("piece file missing: %w", ErrCorrupt)
-		}
-		return res, classify(err)
+		res.damaged = errors.Is(err, ErrCorrupt)
+		return res, err
 	}
 	defer data.Close()
-	if uint64(data.Size()) != p.RawSize() {
-		if !s.markDamaged(p, rec, DamageData, -1, fmt.Sprintf("piece file has %d bytes, want %d", data.Size(), p.RawSize())) {
-			return res, changedErr("scrub", p)
-		}
-		res.damaged = true
-		return res, fmt.Errorf("piece file size: %w", ErrCorrupt)
-	}
 	nodes := &sidecarNodes{r: layer, piece: p, layerHeight: rec.LayerHeight, sections: rec.Sections}
 	buf := make([]byte, pdp.SectionRawSize(rec.LayerHeight))
 	for k := uint64(0); k < rec.Sections; k++ {
