@@ -226,18 +226,23 @@ func deriveChallenges(st Store, beacon Beacon, ds *DataSet, n int) ([]resolvedCh
 	tree := pdp.NewSumTree(counts)
 	idx := pdp.ChallengeIndices(seed, ds.ID, n, ds.ChallengeRange)
 	out := make([]resolvedChallenge, n)
+	// Challenges often land in the same piece (always, for a one-piece set): decode each once.
+	pieces := make(map[uint64]Piece, n)
 	for i, x := range idx {
 		pid, off, err := tree.Find(x)
 		if err != nil {
 			return nil, fmt.Errorf("%w: challenge %d leaf %d: %v", ErrInternal, i, x, err)
 		}
-		var p Piece
-		ok, err := getJSON(st, keyPiece(ds.ID, pid), &p)
-		if err != nil {
-			return nil, err
-		}
+		p, ok := pieces[pid]
 		if !ok {
-			return nil, fmt.Errorf("%w: challenged piece %d of data set %d is missing", ErrInternal, pid, ds.ID)
+			found, err := getJSON(st, keyPiece(ds.ID, pid), &p)
+			if err != nil {
+				return nil, err
+			}
+			if !found {
+				return nil, fmt.Errorf("%w: challenged piece %d of data set %d is missing", ErrInternal, pid, ds.ID)
+			}
+			pieces[pid] = p
 		}
 		out[i] = resolvedChallenge{Challenge: Challenge{PieceID: pid, Offset: off}, piece: p}
 	}
