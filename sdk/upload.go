@@ -238,10 +238,13 @@ func (c *Client) Upload(ctx context.Context, r io.Reader, opts UploadOptions) (*
 	res.Piece, res.Size = piece, piece.RawSize()
 	emit(UploadEvent{Kind: EventStored, Provider: primary.p.Address, Role: "primary", Piece: piece})
 
-	// With the size known, check funds for the copies before signing anything.
+	// With the size known, check funds for the copies before signing anything; when the size
+	// was known up front the same check (same targets, same leaves) already ran above.
 	chosen := []*target{primary}
-	if err := c.checkFunds(ctx, candidates[:min(copies, len(candidates))], opts.WithCDN, piece.LeafCount()); err != nil {
-		return nil, err
+	if size <= 0 || uint64(size) != piece.RawSize() {
+		if err := c.checkFunds(ctx, candidates[:min(copies, len(candidates))], opts.WithCDN, piece.LeafCount()); err != nil {
+			return nil, err
+		}
 	}
 
 	// 2. Secondaries: pull from the primary; fall back to uploading again when possible.
