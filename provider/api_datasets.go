@@ -357,19 +357,15 @@ func (p *Provider) sendAdd(ctx context.Context, dataSetID uint64, pieces []pdp.P
 }
 
 // POST /pdp/data-sets {"recordKeeper","extraData"} → 201, Location /pdp/data-sets/created/{txHash}.
-func (p *Provider) handleCreateDataSet(w http.ResponseWriter, r *http.Request) {
-	if err := p.createDataSet(w, r, false); err != nil {
-		p.fail(w, r, err)
-	}
+func (p *Provider) handleCreateDataSet(w http.ResponseWriter, r *http.Request) error {
+	return p.createDataSet(w, r, false)
 }
 
 // POST /pdp/data-sets/create-and-add {"recordKeeper","pieces","extraData"} → 201, Location
 // /pdp/data-sets/created/{createTxHash}. The chain has no single create-and-add transaction,
 // so the provider sends the create, then the add.
-func (p *Provider) handleCreateAndAdd(w http.ResponseWriter, r *http.Request) {
-	if err := p.createDataSet(w, r, true); err != nil {
-		p.fail(w, r, err)
-	}
+func (p *Provider) handleCreateAndAdd(w http.ResponseWriter, r *http.Request) error {
+	return p.createDataSet(w, r, true)
 }
 
 func (p *Provider) createDataSet(w http.ResponseWriter, r *http.Request, withPieces bool) error {
@@ -449,11 +445,10 @@ func (p *Provider) createDataSet(w http.ResponseWriter, r *http.Request, withPie
 }
 
 // GET /pdp/data-sets/created/{txHash}.
-func (p *Provider) handleCreatedStatus(w http.ResponseWriter, r *http.Request, tx string) {
+func (p *Provider) handleCreatedStatus(w http.ResponseWriter, tx string) error {
 	rec, ok := p.txs.get(tx)
 	if !ok || rec.kind != "create" {
-		p.fail(w, r, errorf(http.StatusNotFound, "unknown_tx", "no data-set creation with transaction %s", truncate(tx, 80)))
-		return
+		return errorf(http.StatusNotFound, "unknown_tx", "no data-set creation with transaction %s", truncate(tx, 80))
 	}
 	st := CreatedStatus{
 		CreateMessageHash: rec.hash, DataSetCreated: true, Service: ServiceName, TxStatus: "confirmed",
@@ -463,6 +458,7 @@ func (p *Provider) handleCreatedStatus(w http.ResponseWriter, r *http.Request, t
 		st.PiecesAdded, st.ConfirmedPieceIDs, st.AddTxHash = true, rec.pieceIDs, rec.addHash
 	}
 	writeJSON(w, http.StatusOK, st)
+	return nil
 }
 
 func pathID(r *http.Request, name string) (uint64, error) {
@@ -493,21 +489,18 @@ func (p *Provider) ownDataSet(ctx context.Context, id uint64) (*chain.DataSet, e
 }
 
 // GET /pdp/data-sets/{id}.
-func (p *Provider) handleGetDataSet(w http.ResponseWriter, r *http.Request) {
+func (p *Provider) handleGetDataSet(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, "id")
 	if err != nil {
-		p.fail(w, r, err)
-		return
+		return err
 	}
 	ds, err := p.ownDataSet(r.Context(), id)
 	if err != nil {
-		p.fail(w, r, err)
-		return
+		return err
 	}
 	pieces, err := p.chain.Pieces(r.Context(), id)
 	if err != nil {
-		p.fail(w, r, chainError("read pieces", err))
-		return
+		return chainError("read pieces", err)
 	}
 	out := DataSetResponse{ID: ds.ID, NextChallengeEpoch: int64(ds.NextChallengeEpoch), Pieces: []DataSetPiece{}, Payer: ds.Payer, Metadata: []metadataEntry{}}
 	for _, m := range ds.Metadata {
@@ -522,229 +515,204 @@ func (p *Provider) handleGetDataSet(w http.ResponseWriter, r *http.Request) {
 	}
 	out.PieceCount = len(out.Pieces)
 	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
 // POST /pdp/data-sets/{id}/pieces {"pieces","extraData"} → 201, Location
 // /pdp/data-sets/{id}/pieces/added/{txHash}.
-func (p *Provider) handleAddPieces(w http.ResponseWriter, r *http.Request) {
-	err := func() error {
-		id, err := pathID(r, "id")
-		if err != nil {
-			return err
-		}
-		var req addRequest
-		if err := decodeJSON(w, r, &req); err != nil {
-			return err
-		}
-		if _, err := p.ownDataSet(r.Context(), id); err != nil {
-			return err
-		}
-		raw, err := decodeHexExtra(req.ExtraData, extradata.MaxAddSize)
-		if err != nil {
-			return err
-		}
-		add, err := extradata.DecodeAddPieces(raw)
-		if err != nil {
-			return extraError(err)
-		}
-		pieces, err := p.parseAddPieces(req.Pieces)
-		if err != nil {
-			return err
-		}
-		rc, ids, err := p.sendAdd(r.Context(), id, pieces, add)
-		if err != nil {
-			return err
-		}
-		p.txs.put(&txRecord{hash: rc.Hash, kind: "add", dataSetID: id, pieceIDs: ids, epoch: rc.Epoch, at: p.now()})
-		p.log.Info("pieces added", "dataSet", id, "pieces", len(ids), "tx", rc.Hash)
-		w.Header().Set("Location", fmt.Sprintf("/pdp/data-sets/%d/pieces/added/%s", id, rc.Hash))
-		writeJSON(w, http.StatusCreated, map[string]any{"txHash": rc.Hash, "pieceIds": ids})
-		return nil
-	}()
+func (p *Provider) handleAddPieces(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
 	if err != nil {
-		p.fail(w, r, err)
+		return err
 	}
+	var req addRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if _, err := p.ownDataSet(r.Context(), id); err != nil {
+		return err
+	}
+	raw, err := decodeHexExtra(req.ExtraData, extradata.MaxAddSize)
+	if err != nil {
+		return err
+	}
+	add, err := extradata.DecodeAddPieces(raw)
+	if err != nil {
+		return extraError(err)
+	}
+	pieces, err := p.parseAddPieces(req.Pieces)
+	if err != nil {
+		return err
+	}
+	rc, ids, err := p.sendAdd(r.Context(), id, pieces, add)
+	if err != nil {
+		return err
+	}
+	p.txs.put(&txRecord{hash: rc.Hash, kind: "add", dataSetID: id, pieceIDs: ids, epoch: rc.Epoch, at: p.now()})
+	p.log.Info("pieces added", "dataSet", id, "pieces", len(ids), "tx", rc.Hash)
+	w.Header().Set("Location", fmt.Sprintf("/pdp/data-sets/%d/pieces/added/%s", id, rc.Hash))
+	writeJSON(w, http.StatusCreated, map[string]any{"txHash": rc.Hash, "pieceIds": ids})
+	return nil
 }
 
 // GET /pdp/data-sets/{id}/pieces/added/{txHash}. The hash of a create-and-add's create is
 // accepted too.
-func (p *Provider) handleAddedStatus(w http.ResponseWriter, r *http.Request) {
+func (p *Provider) handleAddedStatus(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, "id")
 	if err != nil {
-		p.fail(w, r, err)
-		return
+		return err
 	}
 	rec, ok := p.txs.get(r.PathValue("tx"))
 	if ok && rec.kind == "create" && rec.addHash != "" {
 		rec, ok = p.txs.get(rec.addHash)
 	}
 	if !ok || rec.kind != "add" || rec.dataSetID != id {
-		p.fail(w, r, errorf(http.StatusNotFound, "unknown_tx", "no piece addition to data set %d with transaction %s", id, truncate(r.PathValue("tx"), 80)))
-		return
+		return errorf(http.StatusNotFound, "unknown_tx", "no piece addition to data set %d with transaction %s", id, truncate(r.PathValue("tx"), 80))
 	}
 	writeJSON(w, http.StatusOK, AddedStatus{
 		TxHash: rec.hash, TxStatus: "confirmed", DataSetID: id, PieceCount: len(rec.pieceIDs),
 		AddMessageOK: ptr(true), PiecesAdded: true, ConfirmedPieceIDs: rec.pieceIDs, ConfirmedTxHash: rec.hash,
 	})
+	return nil
 }
 
 // GET /pdp/data-sets/{id}/pieces/{pieceId}.
-func (p *Provider) handleGetDataSetPiece(w http.ResponseWriter, r *http.Request) {
-	err := func() error {
-		id, err := pathID(r, "id")
-		if err != nil {
-			return err
-		}
-		pid, err := pathID(r, "pieceId")
-		if err != nil {
-			return err
-		}
-		if _, err := p.ownDataSet(r.Context(), id); err != nil {
-			return err
-		}
-		pieces, err := p.chain.Pieces(r.Context(), id)
-		if err != nil {
-			return chainError("read pieces", err)
-		}
-		for _, pc := range pieces {
-			if pc.ID == pid && !pc.Removed {
-				s := pc.CID.String()
-				writeJSON(w, http.StatusOK, PieceDetail{PieceID: pid, PieceCID: s, SubPieces: []SubPiece{{SubPieceCID: s}}})
-				return nil
-			}
-		}
-		return errorf(http.StatusNotFound, "unknown_piece", "data set %d has no live piece %d", id, pid)
-	}()
+func (p *Provider) handleGetDataSetPiece(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
 	if err != nil {
-		p.fail(w, r, err)
+		return err
 	}
+	pid, err := pathID(r, "pieceId")
+	if err != nil {
+		return err
+	}
+	if _, err := p.ownDataSet(r.Context(), id); err != nil {
+		return err
+	}
+	pieces, err := p.chain.Pieces(r.Context(), id)
+	if err != nil {
+		return chainError("read pieces", err)
+	}
+	for _, pc := range pieces {
+		if pc.ID == pid && !pc.Removed {
+			s := pc.CID.String()
+			writeJSON(w, http.StatusOK, PieceDetail{PieceID: pid, PieceCID: s, SubPieces: []SubPiece{{SubPieceCID: s}}})
+			return nil
+		}
+	}
+	return errorf(http.StatusNotFound, "unknown_piece", "data set %d has no live piece %d", id, pid)
 }
 
 // DELETE /pdp/data-sets/{id}/pieces/{pieceId} {"extraData","pieceIds"?} → 200 {"txHash"}. The
 // removal takes effect at the next proving period; the storage reference is dropped when the
 // chain reports the piece removed (see followChain).
-func (p *Provider) handleDeletePiece(w http.ResponseWriter, r *http.Request) {
-	err := func() error {
-		id, err := pathID(r, "id")
-		if err != nil {
-			return err
-		}
-		pid, err := pathID(r, "pieceId")
-		if err != nil {
-			return err
-		}
-		var req deleteRequest
-		if err := decodeJSON(w, r, &req); err != nil {
-			return err
-		}
-		ids := req.PieceIDs
-		if len(ids) == 0 {
-			ids = []uint64{pid}
-		}
-		if len(ids) > p.cfg.MaxRemovals {
-			return errorf(http.StatusBadRequest, "too_many_pieces", "%d piece ids in one removal, max %d", len(ids), p.cfg.MaxRemovals)
-		}
-		raw, err := decodeHexExtra(req.ExtraData, extradata.MaxSignatureSize)
-		if err != nil {
-			return err
-		}
-		sig, err := extradata.DecodeSignature(raw)
-		if err != nil {
-			return extraError(err)
-		}
-		if _, err := p.ownDataSet(r.Context(), id); err != nil {
-			return err
-		}
-		rc, err := p.chain.SchedulePieceRemovals(r.Context(), p.cfg.Key, chain.SchedulePieceRemovalsBody{DataSetID: id, PieceIDs: ids, Signature: sig})
-		p.countTx("remove", err)
-		if err != nil {
-			return chainError("schedule piece removals", err)
-		}
-		p.txs.put(&txRecord{hash: rc.Hash, kind: "remove", dataSetID: id, pieceIDs: ids, epoch: rc.Epoch, at: p.now()})
-		p.log.Info("piece removals scheduled", "dataSet", id, "pieces", ids, "tx", rc.Hash)
-		writeJSON(w, http.StatusOK, map[string]string{"txHash": rc.Hash})
-		return nil
-	}()
+func (p *Provider) handleDeletePiece(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
 	if err != nil {
-		p.fail(w, r, err)
+		return err
 	}
+	pid, err := pathID(r, "pieceId")
+	if err != nil {
+		return err
+	}
+	var req deleteRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	ids := req.PieceIDs
+	if len(ids) == 0 {
+		ids = []uint64{pid}
+	}
+	if len(ids) > p.cfg.MaxRemovals {
+		return errorf(http.StatusBadRequest, "too_many_pieces", "%d piece ids in one removal, max %d", len(ids), p.cfg.MaxRemovals)
+	}
+	raw, err := decodeHexExtra(req.ExtraData, extradata.MaxSignatureSize)
+	if err != nil {
+		return err
+	}
+	sig, err := extradata.DecodeSignature(raw)
+	if err != nil {
+		return extraError(err)
+	}
+	if _, err := p.ownDataSet(r.Context(), id); err != nil {
+		return err
+	}
+	rc, err := p.chain.SchedulePieceRemovals(r.Context(), p.cfg.Key, chain.SchedulePieceRemovalsBody{DataSetID: id, PieceIDs: ids, Signature: sig})
+	p.countTx("remove", err)
+	if err != nil {
+		return chainError("schedule piece removals", err)
+	}
+	p.txs.put(&txRecord{hash: rc.Hash, kind: "remove", dataSetID: id, pieceIDs: ids, epoch: rc.Epoch, at: p.now()})
+	p.log.Info("piece removals scheduled", "dataSet", id, "pieces", ids, "tx", rc.Hash)
+	writeJSON(w, http.StatusOK, map[string]string{"txHash": rc.Hash})
+	return nil
 }
 
 // POST /pdp/data-sets/{id}/terminate {"extraData"} → 202: the provider relays the payer's signed
 // TerminateService (immediate, consent termination); 409 when the service already ended.
-func (p *Provider) handleTerminate(w http.ResponseWriter, r *http.Request) {
-	err := func() error {
-		id, err := pathID(r, "id")
-		if err != nil {
-			return err
-		}
-		var req struct {
-			ExtraData string `json:"extraData"`
-		}
-		if err := decodeJSON(w, r, &req); err != nil {
-			return err
-		}
-		raw, err := decodeHexExtra(req.ExtraData, extradata.MaxSignatureSize)
-		if err != nil {
-			return err
-		}
-		sig, err := extradata.DecodeSignature(raw)
-		if err != nil {
-			return extraError(err)
-		}
-		ds, err := p.ownDataSet(r.Context(), id)
-		if err != nil {
-			return err
-		}
-		if ds.EndEpoch != 0 {
-			writeJSON(w, http.StatusConflict, map[string]any{
-				"error": "data_set_already_terminated", "code": "data_set_already_terminated",
-				"message":                 fmt.Sprintf("data set %d service already ends at epoch %d", id, ds.EndEpoch),
-				"serviceTerminationEpoch": int64(ds.EndEpoch),
-			})
-			return nil
-		}
-		rc, err := p.chain.TerminateService(r.Context(), p.cfg.Key, chain.TerminateServiceBody{DataSetID: id, Signature: sig})
-		p.countTx("terminate", err)
-		if err != nil {
-			return chainError("terminate service", err)
-		}
-		p.txs.put(&txRecord{hash: rc.Hash, kind: "terminate", dataSetID: id, epoch: rc.Epoch, at: p.now()})
-		p.log.Info("service terminated", "dataSet", id, "tx", rc.Hash)
-		w.WriteHeader(http.StatusAccepted)
-		return nil
-	}()
+func (p *Provider) handleTerminate(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
 	if err != nil {
-		p.fail(w, r, err)
+		return err
 	}
+	var req struct {
+		ExtraData string `json:"extraData"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	raw, err := decodeHexExtra(req.ExtraData, extradata.MaxSignatureSize)
+	if err != nil {
+		return err
+	}
+	sig, err := extradata.DecodeSignature(raw)
+	if err != nil {
+		return extraError(err)
+	}
+	ds, err := p.ownDataSet(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if ds.EndEpoch != 0 {
+		writeJSON(w, http.StatusConflict, map[string]any{
+			"error": "data_set_already_terminated", "code": "data_set_already_terminated",
+			"message":                 fmt.Sprintf("data set %d service already ends at epoch %d", id, ds.EndEpoch),
+			"serviceTerminationEpoch": int64(ds.EndEpoch),
+		})
+		return nil
+	}
+	rc, err := p.chain.TerminateService(r.Context(), p.cfg.Key, chain.TerminateServiceBody{DataSetID: id, Signature: sig})
+	p.countTx("terminate", err)
+	if err != nil {
+		return chainError("terminate service", err)
+	}
+	p.txs.put(&txRecord{hash: rc.Hash, kind: "terminate", dataSetID: id, epoch: rc.Epoch, at: p.now()})
+	p.log.Info("service terminated", "dataSet", id, "tx", rc.Hash)
+	w.WriteHeader(http.StatusAccepted)
+	return nil
 }
 
 // GET /pdp/data-sets/{id}/terminate: the client-requested termination's status; 404 when none.
-func (p *Provider) handleTerminateStatus(w http.ResponseWriter, r *http.Request) {
-	err := func() error {
-		id, err := pathID(r, "id")
-		if err != nil {
-			return err
-		}
-		rec, ok := p.txs.termination(id)
-		if !ok {
-			return errorf(http.StatusNotFound, "unknown_termination", "no client-requested termination of data set %d", id)
-		}
-		ds, err := p.ownDataSet(r.Context(), id)
-		if err != nil {
-			return err
-		}
-		st := TerminateStatus{TerminationTxHash: rec.hash, TxStatus: "confirmed", TxSuccess: ptr(true), ConfirmedTxHash: rec.hash}
-		if ds.EndEpoch != 0 {
-			st.FWSSTerminated = true
-			st.ServiceTerminationEpoch = ptr(int64(ds.EndEpoch))
-		}
-		writeJSON(w, http.StatusOK, st)
-		return nil
-	}()
+func (p *Provider) handleTerminateStatus(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
 	if err != nil {
-		p.fail(w, r, err)
+		return err
 	}
+	rec, ok := p.txs.termination(id)
+	if !ok {
+		return errorf(http.StatusNotFound, "unknown_termination", "no client-requested termination of data set %d", id)
+	}
+	ds, err := p.ownDataSet(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	st := TerminateStatus{TerminationTxHash: rec.hash, TxStatus: "confirmed", TxSuccess: ptr(true), ConfirmedTxHash: rec.hash}
+	if ds.EndEpoch != 0 {
+		st.FWSSTerminated = true
+		st.ServiceTerminationEpoch = ptr(int64(ds.EndEpoch))
+	}
+	writeJSON(w, http.StatusOK, st)
+	return nil
 }
 
 // followChain keeps storage references in step with the chain: a piece gets a reference per

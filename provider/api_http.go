@@ -22,18 +22,22 @@ func (p *Provider) routes(gat prometheus.Gatherer) http.Handler {
 		route := pattern[strings.IndexByte(pattern, ' ')+1:]
 		mux.Handle(pattern, p.instrument(route, h))
 	}
+	// handleErr registers a handler that returns its refusal instead of writing it.
+	handleErr := func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
+		handle(pattern, p.withErrors(h))
+	}
 	handle("GET /pdp/ping", p.handlePing)
 	handle("GET /healthz", p.handleHealth)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gat, promhttp.HandlerOpts{}))
 
 	// Uploads.
-	handle("POST /pdp/piece", p.handlePiecePost)
-	handle("PUT /pdp/piece/upload/{id}", p.handlePieceUpload)
-	handle("GET /pdp/piece", p.handleFindPiece)
-	handle("POST /pdp/piece/uploads", p.handleStreamingCreate)
-	handle("PUT /pdp/piece/uploads/{id}", p.handleStreamingUpload)
-	handle("POST /pdp/piece/uploads/{id}", p.handleStreamingFinalize)
-	handle("POST /pdp/piece/pull", p.handlePull)
+	handleErr("POST /pdp/piece", p.handlePiecePost)
+	handleErr("PUT /pdp/piece/upload/{id}", p.handlePieceUpload)
+	handleErr("GET /pdp/piece", p.handleFindPiece)
+	handleErr("POST /pdp/piece/uploads", p.handleStreamingCreate)
+	handleErr("PUT /pdp/piece/uploads/{id}", p.handleStreamingUpload)
+	handleErr("POST /pdp/piece/uploads/{id}", p.handleStreamingFinalize)
+	handleErr("POST /pdp/piece/pull", p.handlePull)
 
 	// Retrieval, and Merkle proofs that let a client verify any byte range it fetched.
 	handle("GET /piece/{cid}", p.handleRetrieve)
@@ -44,17 +48,17 @@ func (p *Provider) routes(gat prometheus.Gatherer) http.Handler {
 	}
 
 	// Data sets.
-	handle("POST /pdp/data-sets", p.handleCreateDataSet)
-	handle("POST /pdp/data-sets/create-and-add", p.handleCreateAndAdd)
+	handleErr("POST /pdp/data-sets", p.handleCreateDataSet)
+	handleErr("POST /pdp/data-sets/create-and-add", p.handleCreateAndAdd)
 	// GET /pdp/data-sets/created/{txHash} and GET /pdp/data-sets/{id}/terminate overlap as
 	// patterns ("/pdp/data-sets/created/terminate"), so one route serves both.
-	handle("GET /pdp/data-sets/{id}/{sub}", p.handleDataSetSubGet)
-	handle("GET /pdp/data-sets/{id}", p.handleGetDataSet)
-	handle("POST /pdp/data-sets/{id}/pieces", p.handleAddPieces)
-	handle("GET /pdp/data-sets/{id}/pieces/added/{tx}", p.handleAddedStatus)
-	handle("GET /pdp/data-sets/{id}/pieces/{pieceId}", p.handleGetDataSetPiece)
-	handle("DELETE /pdp/data-sets/{id}/pieces/{pieceId}", p.handleDeletePiece)
-	handle("POST /pdp/data-sets/{id}/terminate", p.handleTerminate)
+	handleErr("GET /pdp/data-sets/{id}/{sub}", p.handleDataSetSubGet)
+	handleErr("GET /pdp/data-sets/{id}", p.handleGetDataSet)
+	handleErr("POST /pdp/data-sets/{id}/pieces", p.handleAddPieces)
+	handleErr("GET /pdp/data-sets/{id}/pieces/added/{tx}", p.handleAddedStatus)
+	handleErr("GET /pdp/data-sets/{id}/pieces/{pieceId}", p.handleGetDataSetPiece)
+	handleErr("DELETE /pdp/data-sets/{id}/pieces/{pieceId}", p.handleDeletePiece)
+	handleErr("POST /pdp/data-sets/{id}/terminate", p.handleTerminate)
 
 	// Unknown paths and methods answer JSON like every other refusal.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -87,14 +91,14 @@ func (p *Provider) routes(gat prometheus.Gatherer) http.Handler {
 	})
 }
 
-func (p *Provider) handleDataSetSubGet(w http.ResponseWriter, r *http.Request) {
+func (p *Provider) handleDataSetSubGet(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case r.PathValue("id") == "created":
-		p.handleCreatedStatus(w, r, r.PathValue("sub"))
+		return p.handleCreatedStatus(w, r.PathValue("sub"))
 	case r.PathValue("sub") == "terminate":
-		p.handleTerminateStatus(w, r)
+		return p.handleTerminateStatus(w, r)
 	default:
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
+		return errorf(http.StatusNotFound, "not_found", "no route for %s %s", r.Method, r.URL.Path)
 	}
 }
 
@@ -161,6 +165,16 @@ func (e *httpError) Error() string { return e.msg }
 
 func errorf(status int, code, format string, args ...any) error {
 	return &httpError{status: status, code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// withErrors adapts a handler that returns its failure: one place turns the error into the
+// response, so handlers read as straight-line code ending in return err.
+func (p *Provider) withErrors(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			p.fail(w, r, err)
+		}
+	}
 }
 
 // fail writes err: an *httpError as itself, anything else as a 500 (logged).

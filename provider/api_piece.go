@@ -13,17 +13,15 @@ import (
 
 // POST /pdp/piece/uploads/{id} {"pieceCid"}: the client names the piece it streamed; it must be
 // exactly the piece the provider computed (CID and therefore raw size) → 200.
-func (p *Provider) handleStreamingFinalize(w http.ResponseWriter, r *http.Request) {
+func (p *Provider) handleStreamingFinalize(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	var req pieceRequest
 	if err := decodeJSON(w, r, &req); err != nil {
-		p.fail(w, r, err)
-		return
+		return err
 	}
 	claimed, err := parsePieceV2(req.PieceCID)
 	if err != nil {
-		p.fail(w, r, err)
-		return
+		return err
 	}
 	sess, err := p.store.UpdateSession(id, func(s *storage.Session) error {
 		if s.ExpectedPiece != nil {
@@ -46,34 +44,31 @@ func (p *Provider) handleStreamingFinalize(w http.ResponseWriter, r *http.Reques
 		if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrInvalid) {
 			err = errorf(http.StatusNotFound, "unknown_upload", "no upload session %q", truncate(id, 80))
 		}
-		p.fail(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, PieceResponse{PieceCID: sess.Piece.String()})
+	return nil
 }
 
 // GET /pdp/piece?pieceCid=: 200 {"pieceCid"} when the piece is stored and retrievable, else 404.
-func (p *Provider) handleFindPiece(w http.ResponseWriter, r *http.Request) {
+func (p *Provider) handleFindPiece(w http.ResponseWriter, r *http.Request) error {
 	s := r.URL.Query().Get("pieceCid")
 	if s == "" {
-		p.fail(w, r, errorf(http.StatusBadRequest, "bad_piece_cid", "query parameter pieceCid is required"))
-		return
+		return errorf(http.StatusBadRequest, "bad_piece_cid", "query parameter pieceCid is required")
 	}
 	ref, err := pdp.ParsePieceRef(s)
 	if err != nil {
-		p.fail(w, r, errorf(http.StatusBadRequest, "bad_piece_cid", "pieceCid %q: %v", truncate(s, 120), err))
-		return
+		return errorf(http.StatusBadRequest, "bad_piece_cid", "pieceCid %q: %v", truncate(s, 120), err)
 	}
 	piece, ok, err := p.resolve(ref)
 	if err != nil {
-		p.fail(w, r, err)
-		return
+		return err
 	}
 	if !ok {
-		p.fail(w, r, errorf(http.StatusNotFound, "piece_not_found", "piece %s is not stored here", ref))
-		return
+		return errorf(http.StatusNotFound, "piece_not_found", "piece %s is not stored here", ref)
 	}
 	writeJSON(w, http.StatusOK, PieceResponse{PieceCID: piece.String()})
+	return nil
 }
 
 // resolve turns a v1 or v2 reference into a stored piece.

@@ -61,79 +61,72 @@ func truncate(s string, n int) string {
 }
 
 // POST /pdp/piece {"pieceCid"}: 200 if the piece is stored (dedupe), else 201 with the upload URL.
-func (p *Provider) handlePiecePost(w http.ResponseWriter, r *http.Request) {
+func (p *Provider) handlePiecePost(w http.ResponseWriter, r *http.Request) error {
 	var req pieceRequest
 	if err := decodeJSON(w, r, &req); err != nil {
-		p.fail(w, r, err)
-		return
+		return err
 	}
 	piece, err := parsePieceV2(req.PieceCID)
 	if err != nil {
-		p.fail(w, r, err)
-		return
+		return err
 	}
 	if piece.RawSize() > p.cfg.MaxPieceSize {
-		p.fail(w, r, errorf(http.StatusRequestEntityTooLarge, "too_large", "piece %v has %d raw bytes, above this provider's limit of %d", piece, piece.RawSize(), p.cfg.MaxPieceSize))
-		return
+		return errorf(http.StatusRequestEntityTooLarge, "too_large", "piece %v has %d raw bytes, above this provider's limit of %d", piece, piece.RawSize(), p.cfg.MaxPieceSize)
 	}
 	has, err := p.store.Has(piece)
 	if err != nil {
-		p.fail(w, r, fmt.Errorf("look up %v: %w", piece, err))
-		return
+		return fmt.Errorf("look up %v: %w", piece, err)
 	}
 	if has {
 		writeJSON(w, http.StatusOK, PieceResponse{PieceCID: piece.String()})
-		return
+		return nil
 	}
 	sess, err := p.createSession(storage.Session{State: sessionCreated, ExpectedPiece: &piece, ExpectedSize: piece.RawSize()})
 	if err != nil {
-		p.fail(w, r, err)
-		return
+		return err
 	}
 	w.Header().Set("Location", "/pdp/piece/upload/"+sess.ID)
 	writeJSON(w, http.StatusCreated, map[string]string{"uploadId": sess.ID})
+	return nil
 }
 
 // PUT /pdp/piece/upload/{id}: the raw bytes of the piece declared by POST /pdp/piece → 204.
-func (p *Provider) handlePieceUpload(w http.ResponseWriter, r *http.Request) {
-	p.receive(w, r, kindOneShot)
+func (p *Provider) handlePieceUpload(w http.ResponseWriter, r *http.Request) error {
+	return p.receive(w, r, kindOneShot)
 }
 
 // POST /pdp/piece/uploads: a streaming upload session whose CID comes last → 201 + Location.
-func (p *Provider) handleStreamingCreate(w http.ResponseWriter, r *http.Request) {
+func (p *Provider) handleStreamingCreate(w http.ResponseWriter, r *http.Request) error {
 	sess, err := p.createSession(storage.Session{State: sessionCreated})
 	if err != nil {
-		p.fail(w, r, err)
-		return
+		return err
 	}
 	w.Header().Set("Location", "/pdp/piece/uploads/"+sess.ID)
 	writeJSON(w, http.StatusCreated, map[string]string{"uploadId": sess.ID})
+	return nil
 }
 
 // PUT /pdp/piece/uploads/{id}: the raw bytes; the provider computes the piece CID → 204.
-func (p *Provider) handleStreamingUpload(w http.ResponseWriter, r *http.Request) {
-	p.receive(w, r, kindStreaming)
+func (p *Provider) handleStreamingUpload(w http.ResponseWriter, r *http.Request) error {
+	return p.receive(w, r, kindStreaming)
 }
 
 // receive runs one PUT: claim the session (created → uploading), stream the body into the
 // store with a size limit and an idle timeout, then record the piece on the session. Any
 // failure deletes the session: nothing of a failed upload is kept.
-func (p *Provider) receive(w http.ResponseWriter, r *http.Request, kind string) {
+func (p *Provider) receive(w http.ResponseWriter, r *http.Request, kind string) error {
 	id := r.PathValue("id")
 	sess, err := p.store.Session(id)
 	if err != nil {
 		if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrInvalid) {
-			p.fail(w, r, errorf(http.StatusNotFound, "unknown_upload", "no upload session %q", truncate(id, 80)))
-			return
+			return errorf(http.StatusNotFound, "unknown_upload", "no upload session %q", truncate(id, 80))
 		}
-		p.fail(w, r, fmt.Errorf("load session %s: %w", id, err))
-		return
+		return fmt.Errorf("load session %s: %w", id, err)
 	}
 	streaming := kind == kindStreaming
 	if streaming != (sess.ExpectedPiece == nil) {
 		// A one-shot id on the streaming route or the reverse: the session is not of this kind.
-		p.fail(w, r, errorf(http.StatusNotFound, "unknown_upload", "no %s upload session %q", kind, id))
-		return
+		return errorf(http.StatusNotFound, "unknown_upload", "no %s upload session %q", kind, id)
 	}
 	limit := p.cfg.MaxPieceSize
 	if sess.ExpectedPiece != nil {
@@ -141,8 +134,7 @@ func (p *Provider) receive(w http.ResponseWriter, r *http.Request, kind string) 
 	}
 	if r.ContentLength > 0 && uint64(r.ContentLength) > limit {
 		w.Header().Set("Connection", "close")
-		p.fail(w, r, errorf(http.StatusRequestEntityTooLarge, "too_large", "Content-Length %d exceeds the %d bytes this upload may carry", r.ContentLength, limit))
-		return
+		return errorf(http.StatusRequestEntityTooLarge, "too_large", "Content-Length %d exceeds the %d bytes this upload may carry", r.ContentLength, limit)
 	}
 
 	// Mark the session busy before claiming it, so that Sweep (which checks and deletes under
@@ -150,8 +142,7 @@ func (p *Provider) receive(w http.ResponseWriter, r *http.Request, kind string) 
 	p.mu.Lock()
 	if p.active[id] {
 		p.mu.Unlock()
-		p.fail(w, r, errorf(http.StatusConflict, "already_uploaded", "upload %s is receiving data already", id))
-		return
+		return errorf(http.StatusConflict, "already_uploaded", "upload %s is receiving data already", id)
 	}
 	p.active[id] = true
 	p.mu.Unlock()
@@ -173,8 +164,7 @@ func (p *Provider) receive(w http.ResponseWriter, r *http.Request, kind string) 
 		if errors.Is(err, storage.ErrNotFound) {
 			err = errorf(http.StatusNotFound, "unknown_upload", "no upload session %q", id)
 		}
-		p.fail(w, r, err)
-		return
+		return err
 	}
 	start := time.Now()
 	body := newUploadBody(w, r.Body, limit, p.cfg.UploadIdleTimeout)
@@ -189,8 +179,7 @@ func (p *Provider) receive(w http.ResponseWriter, r *http.Request, kind string) 
 		// The body was not consumed: closing the connection keeps net/http from trying to drain
 		// it (a stalled client would hold the response back until it gave up).
 		w.Header().Set("Connection", "close")
-		p.fail(w, r, p.classifyIngest(err, body, sess.ExpectedPiece))
-		return
+		return p.classifyIngest(err, body, sess.ExpectedPiece)
 	}
 	p.metrics.uploadDuration.WithLabelValues(kind, "ok").Observe(time.Since(start).Seconds())
 	p.roots.add(info.Piece)
@@ -204,12 +193,12 @@ func (p *Provider) receive(w http.ResponseWriter, r *http.Request, kind string) 
 		s.Piece = &piece
 		return nil
 	}); err != nil {
-		p.fail(w, r, fmt.Errorf("record upload %s: %w", id, err))
-		return
+		return fmt.Errorf("record upload %s: %w", id, err)
 	}
 	p.log.Info("piece uploaded", "kind", kind, "session", id, "piece", info.Piece.String(), "bytes", info.RawSize,
 		"deduplicated", info.Deduplicated, "duration", time.Since(start))
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // classifyIngest maps a failed ingest to the status the client sees.

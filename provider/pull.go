@@ -146,13 +146,13 @@ const maxPullJobs = 10_000
 // storing. The extraData must carry the payer's valid signature for adding exactly these pieces
 // (to the data set, or to a new one), so that nobody makes a provider fetch data no client will
 // pay for. The same request again returns the current status.
-func (p *Provider) handlePull(w http.ResponseWriter, r *http.Request) {
+func (p *Provider) handlePull(w http.ResponseWriter, r *http.Request) error {
 	resp, err := p.pull(w, r)
 	if err != nil {
-		p.fail(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, resp)
+	return nil
 }
 
 func (p *Provider) pull(w http.ResponseWriter, r *http.Request) (PullResponse, error) {
