@@ -67,14 +67,10 @@ func SectionRange(p PieceCID, layerHeight uint8, section uint64) (off, n uint64)
 // SectionCount returns how many sections of piece p at layer height layerHeight hold data,
 // at least one: the number of section roots in the piece's TreeTop.
 func SectionCount(p PieceCID, layerHeight uint8) uint64 {
-	l := sectionLayer(p, layerHeight)
-	return max(1, levelWidthOrZero(p.LeafCount(), l))
-}
-
-// levelWidthOrZero is ceil(leaves/2^h).
-func levelWidthOrZero(leaves uint64, h uint8) uint64 {
+	leaves := p.LeafCount()
 	if leaves == 0 {
-		return 0
+		// An empty payload still has one (all-zero) section root.
+		return 1
 	}
-	return (leaves-1)>>h + 1
+	return levelWidth(leaves, sectionLayer(p, layerHeight))
 }

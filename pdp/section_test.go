@@ -82,3 +82,36 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 		t.Errorf("Pad allocates %.1f times", n)
 	}
 }
+
+// TestSectionCountEdges pins SectionCount where the leaf count is 0 (an empty payload still
+// has one section root) and where the data ends exactly on, or one byte past, a section.
+func TestSectionCountEdges(t *testing.T) {
+	const layer = 4 // 508 raw bytes per section
+	cases := []struct {
+		raw  uint64
+		want uint64
+	}{
+		{0, 1}, {1, 1}, {SectionRawSize(layer), 1}, {SectionRawSize(layer) + 1, 2}, {3 * SectionRawSize(layer), 3},
+	}
+	for _, c := range cases {
+		h := TreeHeight(c.raw)
+		p := PieceCID{Height: h, Padding: rawCapacity(h) - c.raw}
+		if got := SectionCount(p, layer); got != c.want {
+			t.Errorf("raw %d: SectionCount = %d, want %d", c.raw, got, c.want)
+		}
+		calc := NewCalc(layer)
+		if _, err := calc.Write(randomBytes(c.raw, int(c.raw))); err != nil {
+			t.Fatal(err)
+		}
+		res, err := calc.Finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Piece.Height != p.Height || res.Piece.Padding != p.Padding {
+			t.Fatalf("raw %d: Calc gave %+v, want height %d padding %d", c.raw, res.Piece, p.Height, p.Padding)
+		}
+		if res.Top.Sections() != c.want {
+			t.Errorf("raw %d: Calc's TreeTop holds %d sections, want %d", c.raw, res.Top.Sections(), c.want)
+		}
+	}
+}
