@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -244,6 +243,5 @@ func buildSparsePiece(b testing.TB, s *Store, height uint8, filled int) (pdp.Pie
 	if err := s.db.Set(key(prefixPiece, pieceKeyBytes(p)), rec.marshal(), syncWrite); err != nil {
 		b.Fatal(err)
 	}
-	_ = filepath.Join
 	return p, rec, secs
 }

@@ -113,7 +113,7 @@ func TestConcurrentMixedOperations(t *testing.T) {
 		checkPiece(t, s, pieces[i], datas[i])
 	}
 	assertConsistent(t, s, dir)
-	if d, _ := s.Damaged(); len(d) != 0 {
+	if d := damagedPieces(t, s); len(d) != 0 {
 		t.Fatalf("damage recorded: %+v", d)
 	}
 }
@@ -146,7 +146,7 @@ func TestBackgroundScrub(t *testing.T) {
 		OnDamage:            func(e DamageEvent) { events <- e },
 	})
 	p := ingest(t, s, payload(1, 1<<20)).Piece
-	rec, _ := s.getRecord(p)
+	rec := record(t, s, p)
 	flipByte(t, dir, rec.DataBlob, 900_000)
 	select {
 	case e := <-events:

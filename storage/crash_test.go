@@ -121,7 +121,7 @@ func TestCrashIngestNoSpaceEveryStep(t *testing.T) {
 			if !errors.Is(err, ErrNoSpace) {
 				t.Fatalf("step %d (%s): err = %v, want ErrNoSpace", n, name, err)
 			}
-			if has, _ := s.Has(pb); has {
+			if hasPiece(t, s, pb) {
 				t.Fatalf("step %d (%s): failed piece visible", n, name)
 			}
 		}
@@ -181,7 +181,7 @@ func TestCrashGCEveryStep(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, p := range []pdp.PieceCID{pa, pb} {
-			if has, _ := s2.Has(p); has {
+			if hasPiece(t, s2, p) {
 				t.Fatalf("step %d: GC after restart left %v", n, p)
 			}
 		}
@@ -396,7 +396,7 @@ func TestCrashRepairLayerEveryStep(t *testing.T) {
 		dir := t.TempDir()
 		s, ffs := openFaulty(t, dir, Options{})
 		pa := ingest(t, s, a).Piece
-		rec, _ := s.getRecord(pa)
+		rec := record(t, s, pa)
 		flipByte(t, dir, rec.LayerBlob, rec.LayerSize-3)
 		ffs.FailAt(n, syscall.EIO, faultfs.FailAndDie)
 		err := s.RepairLayer(context.Background(), pa)
@@ -410,7 +410,7 @@ func TestCrashRepairLayerEveryStep(t *testing.T) {
 		if r := s2.StartupReport(); len(r.Missing)+len(r.Damaged) != 0 || (err == nil && len(r.LayersRebuilt) != 0) {
 			t.Fatalf("step %d (repair err %v): startup report %+v", n, err, r)
 		}
-		if d, _ := s2.Damaged(); len(d) != 0 {
+		if d := damagedPieces(t, s2); len(d) != 0 {
 			t.Fatalf("step %d: damage left %+v", n, d)
 		}
 		assertConsistent(t, s2, dir)

@@ -61,7 +61,7 @@ func TestIndexWriteFailure(t *testing.T) {
 
 	s2 := openTest(t, dir, Options{})
 	checkPiece(t, s2, pa, a)
-	if has, _ := s2.Has(commP(t, b)); has {
+	if hasPiece(t, s2, commP(t, b)) {
 		t.Fatal("piece whose index batch failed is visible")
 	}
 	assertConsistent(t, s2, dir)

@@ -70,8 +70,8 @@ func TestRefsAndGC(t *testing.T) {
 	if err := s.RemoveRef(pa, 8); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("RemoveRef of absent ref: %v", err)
 	}
-	if refs, _ := s.Refs(pa); !slices.Equal(refs, []uint64{7, 9}) {
-		t.Fatalf("refs %v", refs)
+	if refs, err := s.Refs(pa); err != nil || !slices.Equal(refs, []uint64{7, 9}) {
+		t.Fatalf("refs %v, %v", refs, err)
 	}
 	// Within the grace period nothing goes; b was never referenced.
 	clock.Advance(59 * time.Minute)
@@ -83,7 +83,7 @@ func TestRefsAndGC(t *testing.T) {
 	if err != nil || !slices.Equal(rep.Removed, []pdp.PieceCID{pb}) || rep.RemovedBytes != 200_000 {
 		t.Fatalf("GC: %+v, %v", rep, err)
 	}
-	if has, _ := s.Has(pb); has {
+	if hasPiece(t, s, pb) {
 		t.Fatal("collected piece still visible")
 	}
 	checkPiece(t, s, pa, a)
@@ -92,14 +92,14 @@ func TestRefsAndGC(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock.Advance(2 * time.Hour)
-	if rep, _ := s.GC(ctx, clock.Now()); len(rep.Removed) != 0 {
+	if rep := collect(t, s, clock.Now()); len(rep.Removed) != 0 {
 		t.Fatalf("GC removed a referenced piece: %+v", rep)
 	}
 	if err := s.RemoveRef(pa, 9); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(30 * time.Minute)
-	if rep, _ := s.GC(ctx, clock.Now()); len(rep.Removed) != 0 {
+	if rep := collect(t, s, clock.Now()); len(rep.Removed) != 0 {
 		t.Fatalf("GC ignored the grace period: %+v", rep)
 	}
 	// Re-referencing within grace rescues it.
@@ -107,14 +107,14 @@ func TestRefsAndGC(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock.Advance(2 * time.Hour)
-	if rep, _ := s.GC(ctx, clock.Now()); len(rep.Removed) != 0 {
+	if rep := collect(t, s, clock.Now()); len(rep.Removed) != 0 {
 		t.Fatalf("GC removed a re-referenced piece: %+v", rep)
 	}
 	if err := s.RemoveRef(pa, 10); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(2 * time.Hour)
-	if rep, _ := s.GC(ctx, clock.Now()); len(rep.Removed) != 1 {
+	if rep := collect(t, s, clock.Now()); len(rep.Removed) != 1 {
 		t.Fatalf("GC: %+v", rep)
 	}
 	if blobs, _ := blobNames(t, dir); len(blobs) != 0 {
@@ -166,8 +166,8 @@ func TestSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock.Advance(40 * time.Minute)
-	if exp, _ := s.ExpiredSessions(50 * time.Minute); len(exp) != 1 || exp[0].ID != b.ID {
-		t.Fatalf("expired after update: %+v", exp)
+	if exp, err := s.ExpiredSessions(50 * time.Minute); err != nil || len(exp) != 1 || exp[0].ID != b.ID {
+		t.Fatalf("expired after update: %+v, %v", exp, err)
 	}
 	if _, err := s.UpdateSession(a.ID, func(x *Session) error { x.ID = "other"; return nil }); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("id change: %v", err)
@@ -208,8 +208,8 @@ func TestCorruptionDetected(t *testing.T) {
 	ctx := context.Background()
 	a, b := payload(1, 1<<20), payload(2, 1<<20)
 	pa, pb := ingest(t, s, a).Piece, ingest(t, s, b).Piece
-	recA, _ := s.getRecord(pa)
-	recB, _ := s.getRecord(pb)
+	recA := record(t, s, pa)
+	recB := record(t, s, pb)
 	secRaw := int64(pdp.SectionRawSize(8))
 	// Damage section 3 of a and section 5 of b.
 	flipByte(t, dir, recA.DataBlob, 3*secRaw+17)
@@ -226,7 +226,7 @@ func TestCorruptionDetected(t *testing.T) {
 	if len(events) != 1 || events[0].Piece != pa || events[0].Kind != DamageData || events[0].Section != 3 {
 		t.Fatalf("events %+v", events)
 	}
-	if has, _ := s.Has(pa); has {
+	if hasPiece(t, s, pa) {
 		t.Fatal("damaged piece still reported as held")
 	}
 
@@ -244,7 +244,7 @@ func TestCorruptionDetected(t *testing.T) {
 	if m := s.Metrics(); m.DamagedPieces != 2 {
 		t.Fatalf("metrics %+v", m)
 	}
-	dmg, _ := s.Damaged()
+	dmg := damagedPieces(t, s)
 	if len(dmg) != 2 || dmg[pa].Kind != DamageData {
 		t.Fatalf("damaged %+v", dmg)
 	}
@@ -273,9 +273,9 @@ func TestDamagedSidecarRebuilt(t *testing.T) {
 	ctx := context.Background()
 	a, b, c := payload(1, 1<<20), payload(2, 1<<20), payload(3, 700_000)
 	pa, pb, pc := ingest(t, s, a).Piece, ingest(t, s, b).Piece, ingest(t, s, c).Piece
-	recA, _ := s.getRecord(pa)
-	recB, _ := s.getRecord(pb)
-	recC, _ := s.getRecord(pc)
+	recA := record(t, s, pa)
+	recB := record(t, s, pb)
+	recC := record(t, s, pc)
 	// a: a section root flipped (caught by the proof read); b: upper node flipped (caught by
 	// the scrub's checksum); c: sidecar truncated (caught at startup reconciliation).
 	off, ok := pdp.TreeTopNodeOffset(pa.Height, recA.LayerHeight, recA.Sections, recA.LayerHeight, 0)
@@ -295,7 +295,7 @@ func TestDamagedSidecarRebuilt(t *testing.T) {
 	if m := s.Metrics(); m.LayersRebuilt != 2 {
 		t.Fatalf("metrics %+v", m)
 	}
-	recA, _ = s.getRecord(pa) // rebuilt: a new sidecar blob
+	recA = record(t, s, pa) // rebuilt: a new sidecar blob
 	s.Close()
 	if err := os.Truncate(filepath.Join(dir, "blobs", recC.LayerBlob), 100); err != nil {
 		t.Fatal(err)
@@ -314,7 +314,7 @@ func TestDamagedSidecarRebuilt(t *testing.T) {
 	checkPiece(t, s, pa, a)
 	checkPiece(t, s, pb, b)
 	checkPiece(t, s, pc, c)
-	if d, _ := s.Damaged(); len(d) != 0 {
+	if d := damagedPieces(t, s); len(d) != 0 {
 		t.Fatalf("damage left after rebuilds: %+v", d)
 	}
 	assertConsistent(t, s, dir)
@@ -328,7 +328,7 @@ func TestReconcileOrphansAndMissing(t *testing.T) {
 	}
 	a, b := payload(1, 100_000), payload(2, 100_000)
 	pa, pb := ingest(t, s, a).Piece, ingest(t, s, b).Piece
-	recB, _ := s.getRecord(pb)
+	recB := record(t, s, pb)
 	s.Close()
 	// A blob nobody indexes (a crash between commit and index batch) and a leftover temp file.
 	os.WriteFile(filepath.Join(dir, "blobs", "0123.data"), []byte("orphan"), 0o644)
@@ -344,7 +344,7 @@ func TestReconcileOrphansAndMissing(t *testing.T) {
 		t.Fatalf("events %+v", events)
 	}
 	checkPiece(t, s, pa, a)
-	if has, _ := s.Has(pb); has {
+	if hasPiece(t, s, pb) {
 		t.Fatal("piece with a missing file reported as held")
 	}
 	if _, err := s.ProveLeaves(context.Background(), pb, []uint64{0}); !errors.Is(err, ErrCorrupt) {

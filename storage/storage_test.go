@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/warmstore/warmstore/pdp"
-	"github.com/warmstore/warmstore/storage/fsbackend"
 )
 
 // payload returns n deterministic pseudo-random bytes for seed.
@@ -100,6 +99,9 @@ func checkPiece(t testing.TB, s *Store, p pdp.PieceCID, want []byte) {
 	proofs, err := s.ProveLeaves(context.Background(), p, leaves)
 	if err != nil {
 		t.Fatalf("ProveLeaves(%v): %v", p, err)
+	}
+	if len(proofs) != len(leaves) {
+		t.Fatalf("ProveLeaves(%v): %d proofs for %d leaves", p, len(proofs), len(leaves))
 	}
 	for i, pr := range proofs {
 		if err := pdp.VerifyProof(p.Root, p.Height, leaves[i], pr); err != nil {
@@ -206,7 +208,7 @@ func TestIngestExpected(t *testing.T) {
 		}
 	}
 	assertConsistent(t, s, dir)
-	if has, _ := s.Has(commP(t, other)); has {
+	if hasPiece(t, s, commP(t, other)) {
 		t.Fatal("mismatched piece visible")
 	}
 	if m := s.Metrics(); m.MismatchRejects != 7 || m.IngestFailures != 7 {
@@ -286,4 +288,42 @@ func TestReopenKeepsPieces(t *testing.T) {
 	}
 }
 
-var _ = fsbackend.OS{}
+// The helpers below fail the test when the call itself fails, so that a check such as
+// "the piece is not visible" or "no damage is recorded" cannot pass merely because the call
+// returned an error and a zero value.
+
+func hasPiece(t testing.TB, s *Store, p pdp.PieceCID) bool {
+	t.Helper()
+	ok, err := s.Has(p)
+	if err != nil {
+		t.Fatalf("Has(%v): %v", p, err)
+	}
+	return ok
+}
+
+func damagedPieces(t testing.TB, s *Store) map[pdp.PieceCID]Damage {
+	t.Helper()
+	d, err := s.Damaged()
+	if err != nil {
+		t.Fatalf("Damaged: %v", err)
+	}
+	return d
+}
+
+func record(t testing.TB, s *Store, p pdp.PieceCID) pieceRecord {
+	t.Helper()
+	rec, err := s.getRecord(p)
+	if err != nil {
+		t.Fatalf("index record of %v: %v", p, err)
+	}
+	return rec
+}
+
+func collect(t testing.TB, s *Store, now time.Time) GCReport {
+	t.Helper()
+	rep, err := s.GC(context.Background(), now)
+	if err != nil {
+		t.Fatalf("GC: %v", err)
+	}
+	return rep
+}
