@@ -205,7 +205,7 @@ func TestProofRefusals(t *testing.T) {
 
 	// Root presented as a leaf with an empty path.
 	rootAsLeaf := append([]pdp.Proof(nil), good...)
-	rootAsLeaf[0] = pdp.Proof{Leaf: w.pieces[w.dataSetPiece(id, good, 0)].cid.Root}
+	rootAsLeaf[0] = pdp.Proof{Leaf: w.pieces[w.dataSetPiece(id, 0)].cid.Root}
 	check("root as leaf", rootAsLeaf, ErrInvalidProof)
 
 	// Short of five challenges.
@@ -223,8 +223,23 @@ func TestProofRefusals(t *testing.T) {
 	check("twice", good, ErrAlreadyProven)
 }
 
+// onlyChallenged fails the test, saying why, unless every current challenge of data set id
+// falls in piece pieceID.
+func (w *world) onlyChallenged(id, pieceID uint64, why string) {
+	w.t.Helper()
+	cs, err := w.view().Challenges(id)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	for _, ch := range cs.Challenges {
+		if ch.PieceID != pieceID {
+			w.t.Fatalf("%s: %+v", why, ch)
+		}
+	}
+}
+
 // dataSetPiece returns the CID of the piece that challenge i of the current period hits.
-func (w *world) dataSetPiece(id uint64, _ []pdp.Proof, i int) pdp.PieceCID {
+func (w *world) dataSetPiece(id uint64, i int) pdp.PieceCID {
 	cs, err := w.view().Challenges(id)
 	if err != nil {
 		w.t.Fatal(err)
@@ -245,15 +260,7 @@ func TestPiecesAddedMidPeriodAreChallengedFromTheNextPeriod(t *testing.T) {
 		t.Fatalf("range %d leaves %d", ds.ChallengeRange, ds.LeafCount)
 	}
 	w.toChallenge(id)
-	cs, err := w.view().Challenges(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ch := range cs.Challenges {
-		if ch.PieceID != 0 {
-			t.Fatalf("piece added mid-period was challenged: %+v", ch)
-		}
-	}
+	w.onlyChallenged(id, 0, "piece added mid-period was challenged")
 	if err := w.prove(id); err != nil {
 		t.Fatal(err)
 	}
@@ -262,16 +269,13 @@ func TestPiecesAddedMidPeriodAreChallengedFromTheNextPeriod(t *testing.T) {
 		t.Fatalf("next period range %d", ds.ChallengeRange)
 	}
 	// The rate followed the leaf count as soon as the piece was added.
-	r, err := w.view().Rail(w.dataSet(id).PDPRail)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := w.rail(w.dataSet(id).PDPRail)
 	if !r.PaymentRate.Equals(StorageRate(256)) {
 		t.Fatalf("rate %s want %s", r.PaymentRate, StorageRate(256))
 	}
 }
 
-func (w *world) removeBody(id uint64, signer interface{}, ids ...uint64) SchedulePieceRemovalsBody {
+func (w *world) removeBody(id uint64, ids ...uint64) SchedulePieceRemovalsBody {
 	ds := w.dataSet(id)
 	sig, err := w.eng.Domain().Sign(w.payer, eip712.SchedulePieceRemovals{ClientDataSetID: ds.ClientDataSetID.Int, PieceIDs: toStdInts(ids)})
 	if err != nil {
@@ -287,17 +291,17 @@ func TestRemovalsApplyAtTheBoundary(t *testing.T) {
 	w.addPieces(id, a, b)
 	w.schedule(id)
 	w.now += 5
-	w.must(w.sp, TxSchedulePieceRemovals, w.removeBody(id, nil, 0))
+	w.must(w.sp, TxSchedulePieceRemovals, w.removeBody(id, 0))
 	ds := w.dataSet(id)
 	if ds.LeafCount != 192 || ds.ChallengeRange != 192 {
 		t.Fatalf("removal applied early: leaves %d range %d", ds.LeafCount, ds.ChallengeRange)
 	}
-	rail, _ := w.view().Rail(ds.PDPRail)
+	rail := w.rail(ds.PDPRail)
 	if !rail.PaymentRate.Equals(StorageRate(192)) {
 		t.Fatal("rate dropped before the boundary")
 	}
 	// Scheduling the same piece again is refused.
-	if _, err := w.send(w.sp, TxSchedulePieceRemovals, w.removeBody(id, nil, 0)); !errors.Is(err, ErrAlreadyExists) {
+	if _, err := w.send(w.sp, TxSchedulePieceRemovals, w.removeBody(id, 0)); !errors.Is(err, ErrAlreadyExists) {
 		t.Fatalf("duplicate removal: %v", err)
 	}
 	w.toChallenge(id)
@@ -312,20 +316,12 @@ func TestRemovalsApplyAtTheBoundary(t *testing.T) {
 	if ds.LeafCount != 64 || ds.ChallengeRange != 64 {
 		t.Fatalf("after boundary: leaves %d range %d", ds.LeafCount, ds.ChallengeRange)
 	}
-	rail, _ = w.view().Rail(ds.PDPRail)
+	rail = w.rail(ds.PDPRail)
 	if !rail.PaymentRate.Equals(StorageRate(64)) {
 		t.Fatalf("rate %s want %s", rail.PaymentRate, StorageRate(64))
 	}
 	w.toChallenge(id)
-	cs, err := w.view().Challenges(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ch := range cs.Challenges {
-		if ch.PieceID != 1 {
-			t.Fatalf("removed piece challenged: %+v", ch)
-		}
-	}
+	w.onlyChallenged(id, 1, "removed piece challenged")
 	if err := w.prove(id); err != nil {
 		t.Fatal(err)
 	}
@@ -560,14 +556,24 @@ func TestAbandonedDataSetCanBeDeletedAfterInactivity(t *testing.T) {
 	if got := big.Sub(w.account(addr(w.sp)).Payments.Funds, spBefore); !got.Equals(netOf(want)) {
 		t.Fatalf("provider received %s want %s", got, netOf(want))
 	}
-	r, _ := w.view().Rail(w.dataSet2(id).PDPRail)
+	r := w.rail(w.dataSetRecord(id).PDPRail)
 	if !r.Finalized {
 		t.Fatal("PDP rail not finalized")
 	}
 }
 
-// dataSet2 reads a data set record even after deletion.
-func (w *world) dataSet2(id uint64) *DataSet {
+// rail reads a rail, failing the test if it cannot.
+func (w *world) rail(id uint64) *RailInfo {
+	w.t.Helper()
+	r, err := w.view().Rail(id)
+	if err != nil {
+		w.t.Fatalf("rail %d: %v", id, err)
+	}
+	return r
+}
+
+// dataSetRecord reads a data set record even after deletion.
+func (w *world) dataSetRecord(id uint64) *DataSet {
 	var ds DataSet
 	if ok, err := getJSON(w.st, keyDataSet(id), &ds); !ok || err != nil {
 		w.t.Fatalf("data set %d record: %v", id, err)
@@ -585,7 +591,7 @@ func TestLifecycleReserveReplenishes(t *testing.T) {
 		before := w.dataSet(id).Reserve
 		w.addPieces(id, makePiece(t, uint64(i), 4))
 		ds := w.dataSet(id)
-		rail, _ := w.view().Rail(ds.PDPRail)
+		rail := w.rail(ds.PDPRail)
 		if !rail.LockupFixed.Equals(ds.Reserve) {
 			t.Fatalf("add %d: rail fixed lockup %s, reserve %s", i, rail.LockupFixed, ds.Reserve)
 		}
