@@ -45,6 +45,22 @@ func parseID(c *cli.Context, what string, i int) (uint64, error) {
 	return id, nil
 }
 
+// dataSetAndClient reads the one data set id a command takes and connects to the chain.
+func dataSetAndClient(c *cli.Context, command string) (uint64, *sdk.Client, error) {
+	if c.NArg() != 1 {
+		return 0, nil, cli.Exit(command+": give one data set id", exitUsage)
+	}
+	id, err := parseID(c, "data set id", 0)
+	if err != nil {
+		return 0, nil, err
+	}
+	cl, err := newClient(c)
+	if err != nil {
+		return 0, nil, err
+	}
+	return id, cl, nil
+}
+
 func datasetCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "dataset",
@@ -53,14 +69,7 @@ func datasetCommand() *cli.Command {
 			Name: "show", Usage: "pieces, proving status, faults and rail", ArgsUsage: "ID",
 			Flags: connFlags(),
 			Action: func(c *cli.Context) error {
-				if c.NArg() != 1 {
-					return cli.Exit("dataset show: give one data set id", exitUsage)
-				}
-				id, err := parseID(c, "data set id", 0)
-				if err != nil {
-					return err
-				}
-				cl, err := newClient(c)
+				id, cl, err := dataSetAndClient(c, "dataset show")
 				if err != nil {
 					return err
 				}
@@ -132,14 +141,7 @@ func terminateCommand() *cli.Command {
 		Name: "terminate", Usage: "end the storage service of a data set", ArgsUsage: "DATASET_ID",
 		Flags: connFlags(),
 		Action: func(c *cli.Context) error {
-			if c.NArg() != 1 {
-				return cli.Exit("terminate: give one data set id", exitUsage)
-			}
-			id, err := parseID(c, "data set id", 0)
-			if err != nil {
-				return err
-			}
-			cl, err := newClient(c)
+			id, cl, err := dataSetAndClient(c, "terminate")
 			if err != nil {
 				return err
 			}
