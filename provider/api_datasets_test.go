@@ -77,7 +77,7 @@ func TestDataSetLifecycle(t *testing.T) {
 		t.Fatalf("added status %+v", added)
 	}
 	for _, pc := range []pdp.PieceCID{a, b} {
-		if refs, _ := r.store.Refs(pc); !slices.Equal(refs, []uint64{id}) {
+		if refs := storeRefs(t, r.store, pc); !slices.Equal(refs, []uint64{id}) {
 			t.Fatalf("refs of %v = %v, want [%d]", pc, refs, id)
 		}
 	}
@@ -167,17 +167,16 @@ func TestDataSetLifecycle(t *testing.T) {
 		t.Fatalf("delete txHash %q", delResp.TxHash)
 	}
 	r.doJSON("DELETE", fmt.Sprintf("/pdp/data-sets/%d/pieces/1", id), map[string]any{"extraData": "0x00"}).wantError(t, http.StatusBadRequest, "bad_extra_data")
-	if refs, _ := r.store.Refs(a); len(refs) != 1 {
+	if refs := storeRefs(t, r.store, a); len(refs) != 1 {
 		t.Fatalf("reference dropped before the chain removed the piece: %v", refs)
 	}
 	if _, err := c.client.NextProvingPeriod(context.Background(), r.key, chain.NextProvingPeriodBody{DataSetID: id, ChallengeEpoch: 120}); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "reference of the removed piece dropped", func() bool {
-		refs, _ := r.store.Refs(a)
-		return len(refs) == 0
+		return len(storeRefs(t, r.store, a)) == 0
 	})
-	if refs, _ := r.store.Refs(b); len(refs) != 1 {
+	if refs := storeRefs(t, r.store, b); len(refs) != 1 {
 		t.Fatalf("kept piece lost its reference: %v", refs)
 	}
 	r.do("GET", fmt.Sprintf("/pdp/data-sets/%d/pieces/0", id), nil).wantError(t, http.StatusNotFound, "unknown_piece")
@@ -271,7 +270,7 @@ func TestRestartKeepsSessionsAndStatus(t *testing.T) {
 	if !st.DataSetCreated || st.DataSetID != 1 {
 		t.Fatalf("status after restart %+v", st)
 	}
-	if refs, _ := r.store.Refs(piece); len(refs) != 1 {
+	if refs := storeRefs(t, r.store, piece); len(refs) != 1 {
 		t.Fatalf("refs after restart %v", refs)
 	}
 }

@@ -289,3 +289,24 @@ func addItems(pieces ...pdp.PieceCID) []map[string]any {
 	}
 	return out
 }
+
+// storeHas reports whether st holds piece, failing the test when the store cannot answer: a
+// bare `has, _ :=` would turn a broken store into "not stored" and pass every absence check.
+func storeHas(t testing.TB, st *storage.Store, piece pdp.PieceCID) bool {
+	t.Helper()
+	has, err := st.Has(piece)
+	if err != nil {
+		t.Fatalf("store Has %v: %v", piece, err)
+	}
+	return has
+}
+
+// storeRefs returns piece's storage references, failing the test when the store cannot answer.
+func storeRefs(t testing.TB, st *storage.Store, piece pdp.PieceCID) []uint64 {
+	t.Helper()
+	refs, err := st.Refs(piece)
+	if err != nil {
+		t.Fatalf("store Refs %v: %v", piece, err)
+	}
+	return refs
+}

@@ -190,10 +190,10 @@ func TestUploadBadInput(t *testing.T) {
 		bad := bytes.Clone(data)
 		bad[5000] ^= 1
 		r.do("PUT", loc, bytes.NewReader(bad)).wantError(t, http.StatusBadRequest, "piece_mismatch")
-		if has, _ := r.store.Has(piece); has {
+		if storeHas(t, r.store, piece) {
 			t.Fatal("mismatching upload left the piece stored")
 		}
-		if has, _ := r.store.Has(commPOf(t, bad)); has {
+		if storeHas(t, r.store, commPOf(t, bad)) {
 			t.Fatal("mismatching upload stored the bytes under their own CID")
 		}
 		after := r.store.Metrics()
@@ -217,7 +217,7 @@ func TestUploadBadInput(t *testing.T) {
 		r.do("PUT", loc, bytes.NewReader(longer)).wantError(t, http.StatusRequestEntityTooLarge, "too_large")
 		loc = r.doJSON("POST", "/pdp/piece", map[string]string{"pieceCid": piece.String()}).want(t, http.StatusCreated).Header.Get("Location")
 		r.do("PUT", loc, io.MultiReader(bytes.NewReader(longer))).wantError(t, http.StatusRequestEntityTooLarge, "too_large")
-		if has, _ := r.store.Has(piece); has {
+		if storeHas(t, r.store, piece) {
 			t.Fatal("oversized upload left the piece stored")
 		}
 		// Streaming past the provider's limit.
@@ -281,7 +281,7 @@ func TestStalledUploadIsDropped(t *testing.T) {
 	waitUntil(t, "stalled session removed", func() bool {
 		return r.do("PUT", loc, bytes.NewReader(data)).StatusCode == http.StatusNotFound
 	})
-	if has, _ := r.store.Has(piece); has {
+	if storeHas(t, r.store, piece) {
 		t.Fatal("stalled upload left the piece stored")
 	}
 }

@@ -61,7 +61,7 @@ func TestPullFromAnotherProvider(t *testing.T) {
 	dst.doJSON("POST", "/pdp/data-sets/create-and-add", map[string]any{
 		"recordKeeper": c.info.WarmStorage.Hex(), "pieces": addItems(piece), "extraData": hexOf(extra),
 	}).want(t, http.StatusCreated)
-	if refs, _ := dst.store.Refs(piece); len(refs) != 1 {
+	if refs := storeRefs(t, dst.store, piece); len(refs) != 1 {
 		t.Fatalf("committed pulled piece refs %v", refs)
 	}
 
@@ -82,7 +82,7 @@ func TestPullFromAnotherProvider(t *testing.T) {
 			t.Fatalf("pull of lying source %+v", res)
 		}
 		for _, pc := range []pdp.PieceCID{claimed, commPOf(t, wrong)} {
-			if has, _ := dst.store.Has(pc); has {
+			if storeHas(t, dst.store, pc) {
 				t.Fatalf("lying source's bytes kept as %v", pc)
 			}
 		}
