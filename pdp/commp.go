@@ -127,15 +127,7 @@ func (t *subtreeHasher) finish(tail []byte, H int) Node {
 	if len(tail) == 0 {
 		return t.stack.root(H)
 	}
-	full := len(tail) / fr32RawChunk * fr32RawChunk
-	Pad(nodeBytes(t.leaves[:full/fr32RawChunk*4]), tail[:full])
-	n := full / fr32RawChunk * 4
-	if full < len(tail) {
-		var last [fr32RawChunk]byte
-		copy(last[:], tail[full:])
-		padChunk((*[fr32PaddedChunk]byte)(nodeBytes(t.leaves[n:n+4])), &last)
-		n += 4
-	}
+	n := padZeroExtended(nodeBytes(t.leaves[:]), tail) / NodeSize
 	top := min(blockHeight, H)
 	rec := t.stack.recordHeight
 	nodes := t.leaves[:n]

@@ -29,6 +29,22 @@ func Pad(dst, src []byte) {
 	}
 }
 
+// padZeroExtended fr32-pads raw, of any length, into the front of dst, zero-extending a
+// final partial 127-byte chunk, and returns the padded bytes written: ceil(len(raw)/127)*128.
+// The short-tail case of every hasher (last block of a stream, last section of a piece).
+func padZeroExtended(dst, raw []byte) int {
+	full := len(raw) / fr32RawChunk * fr32RawChunk
+	n := full / fr32RawChunk * fr32PaddedChunk
+	Pad(dst[:n], raw[:full])
+	if full < len(raw) {
+		var last [fr32RawChunk]byte
+		copy(last[:], raw[full:])
+		padChunk((*[fr32PaddedChunk]byte)(dst[n:n+fr32PaddedChunk]), &last)
+		n += fr32PaddedChunk
+	}
+	return n
+}
+
 // padChunk pads one 127-byte chunk into four leaves using 64-bit words: each output word is
 // the raw stream shifted right by the lane's bit offset.
 func padChunk(out *[fr32PaddedChunk]byte, in *[fr32RawChunk]byte) {

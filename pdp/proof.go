@@ -125,16 +125,7 @@ func ProveLeaf(p PieceCID, top TopNodes, layerHeight uint8, section []byte, leaf
 
 	// Leaves: fr32 of the section, zero-extended (zero raw bytes pad to zero leaves).
 	padded := nodeBytes(buf.leaves)
-	full := len(section) / fr32RawChunk * fr32RawChunk
-	off := full / fr32RawChunk * fr32PaddedChunk
-	Pad(padded[:off], section[:full])
-	if tail := section[full:]; len(tail) > 0 {
-		var chunk [fr32RawChunk]byte
-		copy(chunk[:], tail)
-		Pad(padded[off:off+fr32PaddedChunk], chunk[:])
-		off += fr32PaddedChunk
-	}
-	clear(padded[off:])
+	clear(padded[padZeroExtended(padded, section):])
 
 	in := leaf & (1<<lh - 1)
 	pr.Leaf = buf.leaves[in]

@@ -77,6 +77,10 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 	if n := testing.AllocsPerRun(5, func() { SectionRoot(data, DefaultLayerHeight) }); n != 0 {
 		t.Errorf("SectionRoot allocates %.1f times", n)
 	}
+	short := data[:len(data)-5] // a short last section: the zero-extended tail path
+	if n := testing.AllocsPerRun(5, func() { SectionRoot(short, DefaultLayerHeight) }); n != 0 {
+		t.Errorf("SectionRoot of a short section allocates %.1f times", n)
+	}
 	buf := make([]byte, len(data)/127*128)
 	if n := testing.AllocsPerRun(5, func() { Pad(buf, data[:len(data)/127*127]) }); n != 0 {
 		t.Errorf("Pad allocates %.1f times", n)
