@@ -858,8 +858,10 @@ func (w *segmentWalk) run(limit abi.ChainEpoch) error {
 			break
 		}
 	}
-	paid := abi.TokenAmount{Int: new(mathbig.Int).Set(&w.paid)}
-	released := abi.TokenAmount{Int: new(mathbig.Int).Set(&w.released)}
+	// Views of the accumulators, not copies: big.Sub allocates its results, so the payer's
+	// new amounts share nothing with the walk. totals copies what leaves the walk.
+	paid := abi.TokenAmount{Int: &w.paid}
+	released := abi.TokenAmount{Int: &w.released}
 	if w.payer.LockupCurrent.LessThan(released) || w.payer.Funds.LessThan(paid) {
 		return refuse(w.t.op, ErrInvariant, "rail %d: payer lockup %s funds %s cannot release %s and pay %s", r.ID, w.payer.LockupCurrent, w.payer.Funds, released, paid)
 	}
