@@ -354,3 +354,31 @@ func TestReconcileOrphansAndMissing(t *testing.T) {
 	checkPiece(t, s, ingest(t, s, b).Piece, b)
 	assertConsistent(t, s, dir)
 }
+
+// TestOpenPieceRecordsMissingFile: a read that finds the piece file gone records the damage,
+// so Has stops reporting the piece before any proof or scrub runs into it.
+func TestOpenPieceRecordsMissingFile(t *testing.T) {
+	dir := t.TempDir()
+	var events []DamageEvent
+	s := openTest(t, dir, Options{OnDamage: func(e DamageEvent) { events = append(events, e) }})
+	b := payload(3, 100_000)
+	p := ingest(t, s, b).Piece
+	if err := os.Remove(filepath.Join(dir, "blobs", record(t, s, p).DataBlob)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.OpenPiece(context.Background(), p); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("OpenPiece with its file gone: %v, want ErrCorrupt", err)
+	}
+	if hasPiece(t, s, p) {
+		t.Fatal("piece whose file is gone still reported as held")
+	}
+	if d := damagedPieces(t, s); len(d) != 1 || d[p].Kind != DamageMissing {
+		t.Fatalf("damage %+v, want DamageMissing for %v", d, p)
+	}
+	if len(events) != 1 || events[0].Kind != DamageMissing || events[0].Piece != p {
+		t.Fatalf("events %+v", events)
+	}
+	// Re-ingest heals it.
+	checkPiece(t, s, ingest(t, s, b).Piece, b)
+	assertConsistent(t, s, dir)
+}

@@ -112,7 +112,8 @@ func (r *PieceReader) Size() int64 { return r.SectionReader.Size() }
 func (r *PieceReader) Piece() pdp.PieceCID { return r.piece }
 
 // OpenPiece opens piece for reading. It fails with ErrNotFound when the piece is not stored and
-// with ErrCorrupt when it is known damaged or its file has the wrong size.
+// with ErrCorrupt when it is known damaged or its file is missing or has the wrong size (which
+// is then recorded as damage, as a proof would).
 func (s *Store) OpenPiece(ctx context.Context, piece pdp.PieceCID) (*PieceReader, error) {
 	if err := s.checkOpen("open piece"); err != nil {
 		return nil, err
@@ -127,17 +128,11 @@ func (s *Store) OpenPiece(ctx context.Context, piece pdp.PieceCID) (*PieceReader
 		return nil, fmt.Errorf("storage: open piece %v: %s damage found %s (%s): %w",
 			piece, d.Kind, d.Time.UTC().Format("2006-01-02T15:04:05Z"), d.Detail, ErrCorrupt)
 	}
-	b, err := s.backend.Open(ctx, rec.DataBlob)
+	// A missing or wrong-sized file is recorded as damage here as in proofs, so that Has and
+	// Stat stop reporting a piece that cannot be served.
+	b, err := s.openData(ctx, piece, rec)
 	if err != nil {
-		if isNotExist(err) {
-			return nil, fmt.Errorf("storage: open piece %v: file missing: %w (%w)", piece, ErrCorrupt, err)
-		}
-		return nil, fmt.Errorf("storage: open piece %v: %w", piece, classify(err))
-	}
-	if uint64(b.Size()) != piece.RawSize() {
-		b.Close()
-		return nil, fmt.Errorf("storage: open piece %v: file has %d bytes, want %d: %w",
-			piece, b.Size(), piece.RawSize(), ErrCorrupt)
+		return nil, fmt.Errorf("storage: open piece %v: %w", piece, err)
 	}
 	s.metrics.readersOpened.Add(1)
 	return &PieceReader{SectionReader: io.NewSectionReader(b, 0, b.Size()), blob: b, piece: piece}, nil
