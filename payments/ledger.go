@@ -184,15 +184,9 @@ func (l *Ledger) Withdraw(token, owner Address, amount abi.TokenAmount, epoch ab
 // Account returns owner's account in token as it would be after lockup settlement at
 // epoch, without changing anything.
 func (l *Ledger) Account(token, owner Address, epoch abi.ChainEpoch) (AccountInfo, error) {
-	a, found, err := l.state.Account(token, owner)
-	if err == nil && found {
-		err = a.check()
-	}
+	a, err := loadAccount(l.state, token, owner)
 	if err != nil {
 		return AccountInfo{}, &StateError{Op: "account", Err: err}
-	}
-	if !found {
-		a = zeroAccount()
 	}
 	if err := settleLockup("account", &a, epoch); err != nil {
 		return AccountInfo{}, err
@@ -207,10 +201,7 @@ func (l *Ledger) Account(token, owner Address, epoch abi.ChainEpoch) (AccountInf
 
 // NetworkFees returns the total network fee collected in token.
 func (l *Ledger) NetworkFees(token Address) (abi.TokenAmount, error) {
-	f, err := l.state.NetworkFees(token)
-	if err == nil && f.Int == nil {
-		err = ErrCorruptRecord
-	}
+	f, err := loadNetworkFees(l.state, token)
 	if err != nil {
 		return abi.TokenAmount{}, &StateError{Op: "network fees", Err: err}
 	}
@@ -276,15 +267,9 @@ func (l *Ledger) IncreaseOperatorApproval(token, client, operator Address, rateI
 
 // Approval returns client's approval of operator in token (all zero if never set).
 func (l *Ledger) Approval(token, client, operator Address) (Approval, error) {
-	ap, found, err := l.state.Approval(token, client, operator)
-	if err == nil && found {
-		err = ap.check()
-	}
+	ap, err := loadApproval(l.state, token, client, operator)
 	if err != nil {
 		return Approval{}, &StateError{Op: "approval", Err: err}
-	}
-	if !found {
-		return zeroApproval(), nil
 	}
 	return ap, nil
 }
@@ -344,10 +329,7 @@ func (l *Ledger) CreateRail(operator, token, payer, payee, validator Address, co
 
 // Rail returns a rail (finalized rails included, with Finalized set).
 func (l *Ledger) Rail(id RailID) (Rail, error) {
-	r, found, err := l.state.Rail(id)
-	if err == nil && found {
-		err = r.check()
-	}
+	r, found, err := loadRail(l.state, id)
 	if err != nil {
 		return Rail{}, &StateError{Op: "rail", Err: err}
 	}

@@ -54,7 +54,13 @@ func (w *writeSet) account(token, owner Address) (Account, error) {
 	if a, ok := w.accounts[k]; ok {
 		return a, nil
 	}
-	a, found, err := w.base.Account(token, owner)
+	return loadAccount(w.base, token, owner)
+}
+
+// loadAccount reads an account from s, checked for missing amounts; an account never
+// written is all zero.
+func loadAccount(s State, token, owner Address) (Account, error) {
+	a, found, err := s.Account(token, owner)
 	if err != nil {
 		return Account{}, err
 	}
@@ -77,7 +83,13 @@ func (w *writeSet) approval(token, client, operator Address) (Approval, error) {
 	if a, ok := w.approvals[k]; ok {
 		return a, nil
 	}
-	a, found, err := w.base.Approval(token, client, operator)
+	return loadApproval(w.base, token, client, operator)
+}
+
+// loadApproval reads an approval from s, checked for missing amounts; an approval never
+// set is all zero.
+func loadApproval(s State, token, client, operator Address) (Approval, error) {
+	a, found, err := s.Approval(token, client, operator)
 	if err != nil {
 		return Approval{}, err
 	}
@@ -99,7 +111,12 @@ func (w *writeSet) rail(id RailID) (Rail, bool, error) {
 	if r, ok := w.rails[id]; ok {
 		return r, true, nil
 	}
-	r, found, err := w.base.Rail(id)
+	return loadRail(w.base, id)
+}
+
+// loadRail reads a rail from s, checked for missing amounts.
+func loadRail(s State, id RailID) (Rail, bool, error) {
+	r, found, err := s.Rail(id)
 	if err == nil && found {
 		err = r.check()
 	}
@@ -162,7 +179,13 @@ func (w *writeSet) networkFees(token Address) (abi.TokenAmount, error) {
 	if f, ok := w.fees[token]; ok {
 		return f, nil
 	}
-	f, err := w.base.NetworkFees(token)
+	return loadNetworkFees(w.base, token)
+}
+
+// loadNetworkFees reads the network fees collected in token from s, refusing a missing
+// amount.
+func loadNetworkFees(s State, token Address) (abi.TokenAmount, error) {
+	f, err := s.NetworkFees(token)
 	if err == nil && f.Int == nil {
 		err = ErrCorruptRecord
 	}
