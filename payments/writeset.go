@@ -15,7 +15,7 @@ type writeSet struct {
 	accounts    map[accountKey]Account
 	approvals   map[approvalKey]Approval
 	rails       map[RailID]Rail
-	rateChanges map[rateChangeKey]rateChangeWrite
+	rateChanges map[rateChangeKey]RateChange
 	fees        map[Address]abi.TokenAmount
 	nextRailID  RailID // 0: unchanged
 	// dequeues are ranges of rate-change entries removed from the head of a queue; a
@@ -34,17 +34,13 @@ type dequeueRange struct {
 // dequeueKey marks, in writeSet.order, the position of dequeues[i].
 type dequeueKey int
 
-type rateChangeWrite struct {
-	rc RateChange
-}
-
 func newWriteSet(base State) *writeSet {
 	return &writeSet{
 		base:        base,
 		accounts:    map[accountKey]Account{},
 		approvals:   map[approvalKey]Approval{},
 		rails:       map[RailID]Rail{},
-		rateChanges: map[rateChangeKey]rateChangeWrite{},
+		rateChanges: map[rateChangeKey]RateChange{},
 		fees:        map[Address]abi.TokenAmount{},
 	}
 }
@@ -137,7 +133,7 @@ func (w *writeSet) rateChange(id RailID, index uint64) (RateChange, bool, error)
 		}
 	}
 	if c, ok := w.rateChanges[rateChangeKey{id, index}]; ok {
-		return c.rc, true, nil
+		return c, true, nil
 	}
 	rc, found, err := w.base.RateChange(id, index)
 	if err == nil && found && rc.Rate.Int == nil {
@@ -163,7 +159,7 @@ func (w *writeSet) putRateChange(id RailID, index uint64, rc RateChange) {
 	if _, ok := w.rateChanges[k]; !ok {
 		w.order = append(w.order, k)
 	}
-	w.rateChanges[k] = rateChangeWrite{rc: rc}
+	w.rateChanges[k] = rc
 }
 
 func (w *writeSet) nextID() (RailID, error) {
@@ -213,7 +209,7 @@ func (w *writeSet) commit() error {
 		case RailID:
 			err = w.base.PutRail(w.rails[k])
 		case rateChangeKey:
-			err = w.base.PutRateChange(k.rail, k.index, w.rateChanges[k].rc)
+			err = w.base.PutRateChange(k.rail, k.index, w.rateChanges[k])
 		case dequeueKey:
 			d := w.dequeues[k]
 			for i := d.from; i < d.to && err == nil; i++ {
