@@ -40,7 +40,7 @@ func (p *Provider) routes(gat prometheus.Gatherer) http.Handler {
 	handleErr("POST /pdp/piece/pull", p.handlePull)
 
 	// Retrieval, and Merkle proofs that let a client verify any byte range it fetched.
-	handle("GET /piece/{cid}", p.handleRetrieve)
+	handleErr("GET /piece/{cid}", p.handleRetrieve)
 	handle(RangeProofPattern, RangeProofHandler(p.store).ServeHTTP)
 	if p.ipfsGateway != nil {
 		// Blocks of CAR pieces in withIPFSIndexing data sets (trustless: raw blocks and CARs).

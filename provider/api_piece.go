@@ -73,12 +73,9 @@ func (p *Provider) handleFindPiece(w http.ResponseWriter, r *http.Request) error
 
 // resolve turns a v1 or v2 reference into a stored piece.
 func (p *Provider) resolve(ref pdp.PieceRef) (pdp.PieceCID, bool, error) {
-	piece := ref.Piece
-	if !ref.Sized {
-		var ok bool
-		if piece, ok = p.roots.lookup(ref.Root); !ok {
-			return pdp.PieceCID{}, false, nil
-		}
+	piece, ok := p.roots.pieceOf(ref)
+	if !ok {
+		return pdp.PieceCID{}, false, nil
 	}
 	has, err := p.store.Has(piece)
 	if err != nil {
@@ -91,43 +88,34 @@ func (p *Provider) resolve(ref pdp.PieceRef) (pdp.PieceCID, bool, error) {
 const pieceCacheControl = "public, max-age=29030400, immutable"
 
 // GET|HEAD /piece/{cid} (v1 or v2): the piece's raw bytes with Range, ETag and immutable caching.
-func (p *Provider) handleRetrieve(w http.ResponseWriter, r *http.Request) {
+func (p *Provider) handleRetrieve(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
 	if !p.acquirePieceRead(r) {
 		if r.Context().Err() != nil {
-			return // the client left while queued
+			return nil // the client left while queued
 		}
 		w.Header().Set("Retry-After", "1")
-		p.fail(w, r, errorf(http.StatusTooManyRequests, "too_many_requests", "more than %d piece requests in flight for %v", cap(p.pieceReads), p.cfg.PieceReadWait))
-		return
+		return errorf(http.StatusTooManyRequests, "too_many_requests", "more than %d piece requests in flight for %v", cap(p.pieceReads), p.cfg.PieceReadWait)
 	}
 	defer func() { <-p.pieceReads }()
 	s := r.PathValue("cid")
 	ref, err := pdp.ParsePieceRef(s)
 	if err != nil {
-		p.fail(w, r, errorf(http.StatusBadRequest, "bad_piece_cid", "piece CID %q: %v", truncate(s, 120), err))
-		return
+		return errorf(http.StatusBadRequest, "bad_piece_cid", "piece CID %q: %v", truncate(s, 120), err)
 	}
-	piece := ref.Piece
-	if !ref.Sized {
-		var ok bool
-		if piece, ok = p.roots.lookup(ref.Root); !ok {
-			p.fail(w, r, errorf(http.StatusNotFound, "piece_not_found", "piece %s is not stored here", ref))
-			return
-		}
+	piece, ok := p.roots.pieceOf(ref)
+	if !ok {
+		return errorf(http.StatusNotFound, "piece_not_found", "piece %s is not stored here", ref)
 	}
 	// OpenPiece alone decides (not found, damaged, readable): one index lookup per request.
 	rd, err := p.store.OpenPiece(r.Context(), piece)
-	if err != nil {
-		switch {
-		case errors.Is(err, storage.ErrNotFound):
-			p.fail(w, r, errorf(http.StatusNotFound, "piece_not_found", "piece %s is not stored here", ref))
-		case errors.Is(err, storage.ErrCorrupt):
-			p.fail(w, r, errorf(http.StatusNotFound, "piece_damaged", "piece %s is damaged here; fetch it from another provider", ref))
-		default:
-			p.fail(w, r, fmt.Errorf("open %v: %w", piece, err))
-		}
-		return
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return errorf(http.StatusNotFound, "piece_not_found", "piece %s is not stored here", ref)
+	case errors.Is(err, storage.ErrCorrupt):
+		return errorf(http.StatusNotFound, "piece_damaged", "piece %s is damaged here; fetch it from another provider", ref)
+	case err != nil:
+		return fmt.Errorf("open %v: %w", piece, err)
 	}
 	defer rd.Close()
 	h := w.Header()
@@ -140,6 +128,7 @@ func (p *Provider) handleRetrieve(w http.ResponseWriter, r *http.Request) {
 	fw := firstByteWriter(w, func() { ttfb.Observe(time.Since(start).Seconds()) }, func(n int64) { bytes.Add(float64(n)) })
 	// Zero modtime: no Last-Modified; conditional requests go by ETag (If-None-Match, If-Range).
 	http.ServeContent(fw, r, "", time.Time{}, rd)
+	return nil
 }
 
 // acquirePieceRead takes a /piece slot, waiting up to PieceReadWait for one.
@@ -191,6 +180,15 @@ func (ix *rootIndex) add(p pdp.PieceCID) {
 	ix.mu.Lock()
 	ix.m[p.Root] = p
 	ix.mu.Unlock()
+}
+
+// pieceOf names the piece ref points at: a v2 reference carries it whole, a v1 reference is
+// looked up by root. It says nothing about whether the piece is stored.
+func (ix *rootIndex) pieceOf(ref pdp.PieceRef) (pdp.PieceCID, bool) {
+	if ref.Sized {
+		return ref.Piece, true
+	}
+	return ix.lookup(ref.Root)
 }
 
 func (ix *rootIndex) lookup(root pdp.Node) (pdp.PieceCID, bool) {
