@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/filecoin-project/go-state-types/abi"
 )
 
 func TestRealClock(t *testing.T) {
@@ -42,12 +43,23 @@ func TestSecretBeacon(t *testing.T) {
 	if _, err := NewSecretBeacon([]byte("short")); err == nil {
 		t.Fatal("short secret accepted")
 	}
-	b1, _ := NewSecretBeacon(bytes.Repeat([]byte{1}, 32))
-	b2, _ := NewSecretBeacon(bytes.Repeat([]byte{2}, 32))
-	r1, _ := b1.Randomness(100)
-	r1again, _ := b1.Randomness(100)
-	r1next, _ := b1.Randomness(101)
-	r2, _ := b2.Randomness(100)
+	b1, err := NewSecretBeacon(bytes.Repeat([]byte{1}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, err := NewSecretBeacon(bytes.Repeat([]byte{2}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	randomness := func(b Beacon, e abi.ChainEpoch) [32]byte {
+		t.Helper()
+		r, err := b.Randomness(e)
+		if err != nil {
+			t.Fatalf("randomness at %d: %v", e, err)
+		}
+		return r
+	}
+	r1, r1again, r1next, r2 := randomness(b1, 100), randomness(b1, 100), randomness(b1, 101), randomness(b2, 100)
 	if r1 != r1again {
 		t.Fatal("not deterministic")
 	}
@@ -92,23 +104,33 @@ func TestTxnOverlay(t *testing.T) {
 	w.Set([]byte("a"), []byte("1"))
 	w.Set([]byte("b"), []byte("2"))
 	base.Commit(w)
-	h1, _ := StateHash(base)
+	stateHash := func() [32]byte {
+		t.Helper()
+		h, err := StateHash(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	h1 := stateHash()
 	w = NewTxn(base)
 	w.Delete([]byte("a"))
 	w.Set([]byte("c"), []byte("3"))
-	if _, ok, _ := w.Get([]byte("a")); ok {
-		t.Fatal("deleted key visible")
+	if _, ok, err := w.Get([]byte("a")); err != nil || ok {
+		t.Fatalf("deleted key visible (%v)", err)
 	}
 	var keys []string
-	_ = w.Iterate(nil, func(k, v []byte) error { keys = append(keys, string(k)); return nil })
+	if err := w.Iterate(nil, func(k, v []byte) error { keys = append(keys, string(k)); return nil }); err != nil {
+		t.Fatal(err)
+	}
 	if len(keys) != 2 || keys[0] != "b" || keys[1] != "c" {
 		t.Fatalf("merged iteration %v", keys)
 	}
-	if h, _ := StateHash(base); h != h1 {
+	if h := stateHash(); h != h1 {
 		t.Fatal("uncommitted write changed the base")
 	}
 	base.Commit(w)
-	if h, _ := StateHash(base); h == h1 {
+	if h := stateHash(); h == h1 {
 		t.Fatal("commit did not change the hash")
 	}
 }

@@ -77,13 +77,15 @@ func TestLedgerRestartAndReplayGiveTheSameStateHash(t *testing.T) {
 	}
 	// Replaying into the pure engine's in-memory state reproduces it too, event for event.
 	var log []LogEntry
-	_ = w.led.Log(func(e LogEntry) error { log = append(log, e); return nil })
+	if err := w.led.Log(func(e LogEntry) error { log = append(log, e); return nil }); err != nil {
+		t.Fatal(err)
+	}
 	mem, err := Replay(w.cfg(), w.beacon, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mh, _ := StateHash(mem); mh != h2 {
-		t.Fatal("in-memory replay differs")
+	if mh, err := StateHash(mem); err != nil || mh != h2 {
+		t.Fatalf("in-memory replay differs (%v)", err)
 	}
 	evs, err := w.led.Events(context.Background(), 0, 1000, 0)
 	if err != nil {

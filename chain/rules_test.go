@@ -186,14 +186,25 @@ func TestProofRefusals(t *testing.T) {
 	w.now = ds.NextChallengeEpoch
 
 	// Wrong seed: answer the challenges drawn from another epoch's randomness.
-	seed, _ := w.beacon.Randomness(ds.NextChallengeEpoch + 1)
-	counts, _ := getCounts(w.st, id)
+	seed, err := w.beacon.Randomness(ds.NextChallengeEpoch + 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts, err := getCounts(w.st, id)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tree := pdp.NewSumTree(counts)
 	var wrongSeed []pdp.Proof
 	for _, x := range pdp.ChallengeIndices(seed, id, NumChallenges, ds.ChallengeRange) {
-		pid, off, _ := tree.Find(x)
+		pid, off, err := tree.Find(x)
+		if err != nil {
+			t.Fatal(err)
+		}
 		var p Piece
-		_, _ = getJSON(w.st, keyPiece(id, pid), &p)
+		if ok, err := getJSON(w.st, keyPiece(id, pid), &p); err != nil || !ok {
+			t.Fatalf("piece %d: found %v, %v", pid, ok, err)
+		}
 		wrongSeed = append(wrongSeed, w.pieces[p.CID].prove(off))
 	}
 	check("wrong seed", wrongSeed, ErrInvalidProof)
@@ -426,8 +437,14 @@ func TestCDNUsageAndFaucet(t *testing.T) {
 	}
 	cfg := DefaultConfig()
 	cfg.Faucet = false
-	eng, _ := NewEngine(cfg)
-	tx, _ := NewTx(w.other, cfg.ChainID, TxFaucet, 0, FaucetBody{Amount: tokens(1)})
+	eng, err := NewEngine(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := NewTx(w.other, cfg.ChainID, TxFaucet, 0, FaucetBody{Amount: tokens(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, _, err := eng.Apply(NewMemStore(), tx, 1, w.beacon); !errors.Is(err, ErrFaucetDisabled) {
 		t.Fatalf("faucet on a non-devnet: %v", err)
 	}
