@@ -37,15 +37,9 @@ func (s *Store) ProveLeaves(ctx context.Context, piece pdp.PieceCID, leaves []ui
 
 // proveOnce returns layerBad when the failure is the sidecar's, so the caller can rebuild it.
 func (s *Store) proveOnce(ctx context.Context, piece pdp.PieceCID, leaves []uint64) (proofs []pdp.Proof, layerBad bool, err error) {
-	rec, err := s.getRecord(piece)
+	rec, err := s.servableRecord("prove", piece)
 	if err != nil {
-		return nil, false, wrapErr("prove", err)
-	}
-	pk := pieceKeyBytes(piece)
-	if d, err := s.damage(pk); err != nil {
-		return nil, false, wrapErr("prove", err)
-	} else if d != nil && d.Kind != DamageLayer {
-		return nil, false, fmt.Errorf("storage: prove %v: %s damage (%s): %w", piece, d.Kind, d.Detail, ErrCorrupt)
+		return nil, false, err
 	}
 	data, err := s.openData(ctx, piece, rec)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/warmstore/warmstore/pdp"
@@ -52,6 +53,23 @@ func (s *Store) damage(pk []byte) (*Damage, error) {
 		return nil, err
 	}
 	return &Damage{Kind: d.Kind, Time: d.Time, Detail: d.Detail}, nil
+}
+
+// servableRecord loads piece's index entry for a read or a proof: ErrNotFound when it is not
+// stored, ErrCorrupt when its data is known damaged (a damaged sidecar is rebuilt on use, so
+// it does not stop either).
+func (s *Store) servableRecord(op string, piece pdp.PieceCID) (pieceRecord, error) {
+	rec, err := s.getRecord(piece)
+	if err != nil {
+		return rec, wrapErr(op, err)
+	}
+	if d, err := s.damage(pieceKeyBytes(piece)); err != nil {
+		return rec, wrapErr(op, err)
+	} else if d != nil && d.Kind != DamageLayer {
+		return rec, fmt.Errorf("storage: %s %v: %s damage found %s (%s): %w",
+			op, piece, d.Kind, d.Time.UTC().Format(time.RFC3339), d.Detail, ErrCorrupt)
+	}
+	return rec, nil
 }
 
 // Stat describes a stored piece (ErrNotFound if it is not stored).
@@ -118,15 +136,9 @@ func (s *Store) OpenPiece(ctx context.Context, piece pdp.PieceCID) (*PieceReader
 	if err := s.checkOpen("open piece"); err != nil {
 		return nil, err
 	}
-	rec, err := s.getRecord(piece)
+	rec, err := s.servableRecord("open piece", piece)
 	if err != nil {
-		return nil, wrapErr("open piece", err)
-	}
-	if d, err := s.damage(pieceKeyBytes(piece)); err != nil {
-		return nil, wrapErr("open piece", err)
-	} else if d != nil && d.Kind != DamageLayer {
-		return nil, fmt.Errorf("storage: open piece %v: %s damage found %s (%s): %w",
-			piece, d.Kind, d.Time.UTC().Format("2006-01-02T15:04:05Z"), d.Detail, ErrCorrupt)
+		return nil, err
 	}
 	// A missing or wrong-sized file is recorded as damage here as in proofs, so that Has and
 	// Stat stop reporting a piece that cannot be served.
