@@ -80,8 +80,7 @@ func TestLifecycle(t *testing.T) {
 	}
 	ctx := context.Background()
 	// Uncommitted writes are invisible and aborted ones leave nothing.
-	w, _ := be.Create(ctx, "a.data")
-	w.Write([]byte("hello"))
+	w := create(t, be, "a.data", "hello")
 	if _, err := be.Open(ctx, "a.data"); !errors.Is(err, blob.ErrNotExist) {
 		t.Fatalf("uncommitted blob visible: %v", err)
 	}
@@ -92,13 +91,11 @@ func TestLifecycle(t *testing.T) {
 		t.Fatal("commit after abort succeeded")
 	}
 	// A writer left open (a crash) is swept by AbortIncomplete.
-	w2, _ := be.Create(ctx, "b.data")
-	w2.Write([]byte("half"))
+	create(t, be, "b.data", "half")
 	if n, err := be.AbortIncomplete(ctx); err != nil || n != 1 {
 		t.Fatalf("AbortIncomplete = %d, %v", n, err)
 	}
-	w3, _ := be.Create(ctx, "c.data")
-	w3.Write([]byte("kept"))
+	w3 := create(t, be, "c.data", "kept")
 	if err := w3.Commit(); err != nil {
 		t.Fatal(err)
 	}
@@ -106,12 +103,12 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("abort after commit: %v", err)
 	}
 	var names []string
-	be.List(ctx, func(name string, size int64) error {
+	err = be.List(ctx, func(name string, size int64) error {
 		names = append(names, name)
 		return nil
 	})
-	if !slices.Equal(names, []string{"c.data"}) {
-		t.Fatalf("List = %v", names)
+	if err != nil || !slices.Equal(names, []string{"c.data"}) {
+		t.Fatalf("List = %v, %v", names, err)
 	}
 	if err := be.Remove(ctx, "c.data"); err != nil {
 		t.Fatal(err)
@@ -127,7 +124,21 @@ func TestLifecycle(t *testing.T) {
 			t.Fatalf("name %q accepted", bad)
 		}
 	}
-	if ents, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(ents) != 0 {
-		t.Fatalf("tmp not empty: %v", ents)
+	// tmp must exist (New creates it) and be empty: a failed ReadDir must not pass as empty.
+	if ents, err := os.ReadDir(filepath.Join(dir, "tmp")); err != nil || len(ents) != 0 {
+		t.Fatalf("tmp: %v, %v", ents, err)
 	}
+}
+
+// create starts a blob and writes content to it, failing the test on any error.
+func create(t *testing.T, be *Backend, name, content string) blob.Writer {
+	t.Helper()
+	w, err := be.Create(context.Background(), name)
+	if err != nil {
+		t.Fatalf("Create(%q): %v", name, err)
+	}
+	if _, err := w.Write([]byte(content)); err != nil {
+		t.Fatalf("Write(%q): %v", name, err)
+	}
+	return w
 }
