@@ -42,12 +42,3 @@ func PaddedSize(rawSize uint64) uint64 {
 func rawCapacity(height uint8) uint64 {
 	return fr32RawChunk << (height - 2)
 }
-
-// dataLeaves returns the number of leaves of a rawSize-byte payload that hold any raw bit:
-// ceil(rawSize*8/254). Leaves after them are zero. This equals FRC-0069's
-// 2^h - floor(floor(128*padding/127)/32).
-func dataLeaves(rawSize uint64) uint64 {
-	// ceil(raw*4/127) computed as 4*q + ceil(4*r/127) to avoid overflow.
-	q, r := rawSize/fr32RawChunk, rawSize%fr32RawChunk
-	return 4*q + (4*r+fr32RawChunk-1)/fr32RawChunk
-}

@@ -32,8 +32,9 @@ func TestTreeHeightAndPaddedSize(t *testing.T) {
 		if p := PaddedSize(c.raw); p != c.padded {
 			t.Errorf("PaddedSize(%d) = %d, want %d", c.raw, p, c.padded)
 		}
-		if l := dataLeaves(c.raw); l != c.leaves {
-			t.Errorf("dataLeaves(%d) = %d, want %d", c.raw, l, c.leaves)
+		p := PieceCID{Height: c.height, Padding: rawCapacity(c.height) - c.raw}
+		if l := p.LeafCount(); l != c.leaves {
+			t.Errorf("LeafCount of a %d-byte payload = %d, want %d", c.raw, l, c.leaves)
 		}
 		// FRC-0069 leaf count: 2^h - floor(floor(128*padding/127)/32).
 		padding := rawCapacity(c.height) - c.raw
