@@ -29,7 +29,7 @@ func TestUploadTwoCopiesAndDownload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := pdp.CommP(bytes.NewReader(data))
+	want := mustCommP(t, data)
 	if res.Piece != want {
 		t.Fatalf("piece %v, want %v", res.Piece, want)
 	}
@@ -82,7 +82,6 @@ func TestUploadTwoCopiesAndDownload(t *testing.T) {
 	if _, err := c.Download(ctx, pdp.PieceCID{}, &out, DownloadOptions{}); err == nil {
 		t.Error("download of a zero CID succeeded")
 	}
-	_ = errors.Is
 }
 
 // TestUploadKnownPieceCID: a caller-supplied piece CID skips client hashing; a wrong one is
@@ -92,18 +91,25 @@ func TestUploadKnownPieceCID(t *testing.T) {
 	c := d.newClient(100)
 	ctx := context.Background()
 	data := randomBytes(9, 70_000)
-	p, _ := pdp.CommP(bytes.NewReader(data))
+	p := mustCommP(t, data)
 	res, err := c.Upload(ctx, bytes.NewReader(data), UploadOptions{PieceCID: &p})
 	if err != nil || res.Piece != p || len(res.Copies) != 2 {
 		t.Fatalf("known CID: %v %+v", err, res)
 	}
-	wrong, _ := pdp.CommP(bytes.NewReader(data[1:]))
+	wrong := mustCommP(t, data[1:])
 	_, err = c.Upload(ctx, bytes.NewReader(data), UploadOptions{PieceCID: &wrong})
 	var se *StoreError
 	if !errors.As(err, &se) {
 		t.Fatalf("wrong CID: err %v, want StoreError", err)
 	}
-	sets, _ := c.DataSets(ctx)
+	// Without these checks a failed listing (or none at all) would pass the loop below.
+	sets, err := c.DataSets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sets) != len(res.Copies) {
+		t.Fatalf("%d data sets, want one per copy of the first upload (%d)", len(sets), len(res.Copies))
+	}
 	for _, ds := range sets {
 		if ds.PieceCount != 1 {
 			t.Fatalf("data set %d has %d pieces after a refused upload", ds.ID, ds.PieceCount)
