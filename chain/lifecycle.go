@@ -62,12 +62,19 @@ func (c *applyCtx) settleRail(b SettleRailBody) error {
 			return nil // nothing can be settled yet
 		}
 	}
-	s, err := c.pay.SettleRail(id, until, c.now)
+	_, err = c.settle(ds, id, until)
+	return err
+}
+
+// settle settles rail up to until and emits the RailSettled event; ds (nil if the rail pays
+// for no live data set) names the data set in the event.
+func (c *applyCtx) settle(ds *DataSet, rail payments.RailID, until abi.ChainEpoch) (payments.Settlement, error) {
+	s, err := c.pay.SettleRail(rail, until, c.now)
 	if err != nil {
-		return payErr(err)
+		return payments.Settlement{}, payErr(err)
 	}
 	c.emitSettlement(ds, s)
-	return nil
+	return s, nil
 }
 
 func (c *applyCtx) emitSettlement(ds *DataSet, s payments.Settlement) {
@@ -172,11 +179,10 @@ func (c *applyCtx) deleteDataSet(b DeleteDataSetBody) error {
 		return payErr(err)
 	}
 	if !rail.Finalized {
-		s, err := c.pay.SettleRail(rail.ID, ds.EndEpoch, c.now)
+		s, err := c.settle(ds, rail.ID, ds.EndEpoch)
 		if err != nil {
-			return payErr(err)
+			return err
 		}
-		c.emitSettlement(ds, s)
 		if !s.Finalized {
 			return fmt.Errorf("%w: PDP rail %d settled to %d, not to its end %d (wait for the last deadline)", ErrPayments, rail.ID, s.SettledUpTo, ds.EndEpoch)
 		}
@@ -197,11 +203,9 @@ func (c *applyCtx) abandon(ds *DataSet) error {
 	}
 	if !rail.Terminated {
 		if until := c.settleTarget(ds); until > rail.SettledUpTo {
-			s, err := c.pay.SettleRail(id, until, c.now)
-			if err != nil {
-				return payErr(err)
+			if _, err := c.settle(ds, id, until); err != nil {
+				return err
 			}
-			c.emitSettlement(ds, s)
 		}
 		// Pre-activation rules from here on: nothing more is paid.
 		ds.Activation = 0
@@ -222,11 +226,9 @@ func (c *applyCtx) abandon(ds *DataSet) error {
 		}
 	}
 	if !rail.Finalized && c.now >= rail.EndEpoch {
-		s, err := c.pay.SettleRail(id, rail.EndEpoch, c.now)
-		if err != nil {
-			return payErr(err)
+		if _, err := c.settle(ds, id, rail.EndEpoch); err != nil {
+			return err
 		}
-		c.emitSettlement(ds, s)
 	}
 	return c.finishDeletion(ds.ID)
 }
