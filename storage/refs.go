@@ -204,12 +204,9 @@ func (s *Store) collect(p pdp.PieceCID, cutoff time.Time) (bool, error) {
 		return false, fmt.Errorf("storage: gc %v: index: %w", p, classify(err))
 	}
 	if recErr == nil {
-		for _, name := range []string{rec.DataBlob, rec.LayerBlob} {
-			if rerr := s.backend.Remove(context.Background(), name); rerr != nil && !isNotExist(rerr) {
-				// The piece is gone from the index; the blob is an orphan for reconciliation.
-				s.log.Warn("storage: gc could not remove blob", "piece", p, "blob", name, "err", rerr)
-			}
-		}
+		// The piece is gone from the index; a blob not removed now is an orphan for
+		// reconciliation.
+		s.removeBlobs(rec.DataBlob, rec.LayerBlob)
 	}
 	s.metrics.gcRemovedPieces.Add(1)
 	s.metrics.gcRemovedBytes.Add(p.RawSize())
