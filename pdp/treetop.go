@@ -167,8 +167,14 @@ func (t *TreeTop) MarshalBinary() ([]byte, error) {
 
 // treeTopNodes returns the total nodes stored for a valid shape.
 func treeTopNodes(pieceHeight, layerHeight uint8, sections uint64) uint64 {
+	return nodesInLevels(sections, pieceHeight-layerHeight+1)
+}
+
+// nodesInLevels returns the nodes stored in the lowest levels levels of a TreeTop with the
+// given number of sections: the encoded offset, in nodes, of the level above them.
+func nodesInLevels(sections uint64, levels uint8) uint64 {
 	total := uint64(0)
-	for i := uint8(0); i <= pieceHeight-layerHeight; i++ {
+	for i := uint8(0); i < levels; i++ {
 		total += levelWidth(sections, i)
 	}
 	return total
@@ -225,9 +231,5 @@ func TreeTopNodeOffset(pieceHeight, layerHeight uint8, sections uint64, height u
 	if index >= levelWidth(sections, i) {
 		return 0, false
 	}
-	below := uint64(0)
-	for j := uint8(0); j < i; j++ {
-		below += levelWidth(sections, j)
-	}
-	return int64(treeTopHeaderSize + (below+index)*NodeSize), true
+	return int64(treeTopHeaderSize + (nodesInLevels(sections, i)+index)*NodeSize), true
 }
