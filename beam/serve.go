@@ -239,7 +239,6 @@ func (e *Edge) handlePiece(rw http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(statusFor(partial))
 		return
 	}
-	n := end - start
 	if !hit && e.awaitFill(r.Context(), piece) && e.cache.has(piece) {
 		hit, cacheLabel = true, "hit"
 		h.Set("X-Cache", "HIT")
@@ -253,7 +252,7 @@ func (e *Edge) handlePiece(rw http.ResponseWriter, r *http.Request) {
 		cacheLabel = "miss"
 		h.Set("X-Cache", "MISS")
 	}
-	e.serveMiss(w, r, e.board.rank(cands), piece, key, start, end, partial, n)
+	e.serveMiss(w, r, e.board.rank(cands), piece, key, start, end, partial)
 }
 
 func truncate(s string, n int) string {
@@ -399,7 +398,8 @@ type missOutcome struct {
 	quota    bool   // refused for quota before anything was fetched
 }
 
-func (e *Edge) serveMiss(w http.ResponseWriter, r *http.Request, ranked []candidate, piece pdp.PieceCID, key string, start, end uint64, partial bool, n uint64) {
+func (e *Edge) serveMiss(w http.ResponseWriter, r *http.Request, ranked []candidate, piece pdp.PieceCID, key string, start, end uint64, partial bool) {
+	n := end - start
 	var quotaErr error
 	var tried []string
 	for _, c := range ranked {
