@@ -58,11 +58,17 @@ func levelWidth(sections uint64, i uint8) uint64 {
 // height h; an odd last node pairs with the zero root.
 func hashLevelUp(below []Node, h uint8) []Node {
 	up := make([]Node, (len(below)+1)/2)
+	hashLevelInto(up, below, h)
+	return up
+}
+
+// hashLevelInto fills up, which must hold (len(below)+1)/2 nodes, with the level above
+// below, as hashLevelUp does, with the package's batched node hasher.
+func hashLevelInto(up, below []Node, h uint8) {
 	hashPairs(up[:len(below)/2], below)
 	if len(below)%2 == 1 {
 		up[len(up)-1] = HashNode(&below[len(below)-1], &zeroRoots[h])
 	}
-	return up
 }
 
 // buildTreeTop builds every level above the section roots; the TreeTop takes ownership of
@@ -117,14 +123,18 @@ func (t *TreeTop) Verify(root Node) error {
 	if _, err := t.checkLevels(); err != nil {
 		return err
 	}
+	// Rehash each level into one scratch buffer (the widest level above the sections) with
+	// the batched hasher, then compare: the same construction buildTreeTop uses.
+	var scratch []Node
+	if len(t.Levels) > 1 {
+		scratch = make([]Node, len(t.Levels[1]))
+	}
 	for i := 1; i < len(t.Levels); i++ {
 		below, level, h := t.Levels[i-1], t.Levels[i], t.LayerHeight+uint8(i)-1
+		want := scratch[:len(level)]
+		hashLevelInto(want, below, h)
 		for k := range level {
-			right := zeroRoots[h]
-			if 2*k+1 < len(below) {
-				right = below[2*k+1]
-			}
-			if HashNode(&below[2*k], &right) != level[k] {
+			if want[k] != level[k] {
 				return fmt.Errorf("%w: node %d at height %d is not the hash of its children", ErrInvalidTreeTop, k, h+1)
 			}
 		}
