@@ -721,7 +721,7 @@ func (p *Provider) handleTerminateStatus(w http.ResponseWriter, r *http.Request)
 // on every run (references are idempotent), so nothing needs persisting.
 func (p *Provider) followChain() {
 	defer p.wg.Done()
-	ours := map[uint64]map[uint64]pdp.PieceCID{} // data set → piece id → piece
+	ours := dataSetPieces{}
 	handle := func(ev chain.Event) error {
 		switch ev.Kind {
 		case chain.EvDataSetCreated:
@@ -764,29 +764,12 @@ func (p *Provider) followChain() {
 					}
 				}
 			}
-		case chain.EvPiecesRemoved:
-			set, ok := ours[ev.DataSetID]
-			if !ok {
-				return nil
-			}
-			for _, id := range ev.PieceIDs {
-				c, ok := set[id]
-				if !ok {
-					continue
+		case chain.EvPiecesRemoved, chain.EvDataSetDeleted:
+			ours.forget(ev, func(c pdp.PieceCID, ds uint64) {
+				if err := p.store.RemoveRef(c, ds); err != nil {
+					p.log.Debug("drop piece reference", "piece", c.String(), "dataSet", ds, "err", err)
 				}
-				delete(set, id)
-				p.dropRef(set, c, ev.DataSetID)
-			}
-		case chain.EvDataSetDeleted:
-			set, ok := ours[ev.DataSetID]
-			if !ok {
-				return nil
-			}
-			delete(ours, ev.DataSetID)
-			for id, c := range set {
-				delete(set, id)
-				p.dropRef(set, c, ev.DataSetID)
-			}
+			})
 		}
 		return nil
 	}
@@ -813,15 +796,43 @@ func (p *Provider) follow(name string, handle func(chain.Event) error) {
 	}
 }
 
-// dropRef removes data set ds's reference to c unless another live piece of the set is c too.
-func (p *Provider) dropRef(set map[uint64]pdp.PieceCID, c pdp.PieceCID, ds uint64) {
-	for _, other := range set {
-		if other == c {
-			return
-		}
+// dataSetPieces is a chain follower's view of the data sets it follows: data set → piece id →
+// piece, live pieces only.
+type dataSetPieces map[uint64]map[uint64]pdp.PieceCID
+
+// forget applies a pieces-removed or data-set-deleted event and calls release(c, ds) for each
+// piece c that data set ds no longer holds under any piece id (a set may hold one piece twice).
+// Events of other kinds, and of data sets not followed, change nothing.
+func (d dataSetPieces) forget(ev chain.Event, release func(c pdp.PieceCID, ds uint64)) {
+	set, ok := d[ev.DataSetID]
+	if !ok {
+		return
 	}
-	if err := p.store.RemoveRef(c, ds); err != nil {
-		p.log.Debug("drop piece reference", "piece", c.String(), "dataSet", ds, "err", err)
+	var ids []uint64
+	switch ev.Kind {
+	case chain.EvPiecesRemoved:
+		ids = ev.PieceIDs
+	case chain.EvDataSetDeleted:
+		delete(d, ev.DataSetID)
+		for id := range set {
+			ids = append(ids, id)
+		}
+	default:
+		return
+	}
+	for _, id := range ids {
+		c, ok := set[id]
+		if !ok {
+			continue
+		}
+		delete(set, id)
+		held := false
+		for _, other := range set {
+			held = held || other == c
+		}
+		if !held {
+			release(c, ev.DataSetID)
+		}
 	}
 }
 

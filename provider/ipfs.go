@@ -57,13 +57,8 @@ func wantsIPFS(m []eip712.MetadataEntry) bool {
 // piece already indexed is not read again.
 func (p *Provider) followIPFS() {
 	defer p.wg.Done()
-	sets := map[uint64]map[uint64]pdp.PieceCID{} // indexed data set → piece id → piece
-	drop := func(set map[uint64]pdp.PieceCID, c pdp.PieceCID, ds uint64) {
-		for _, other := range set {
-			if other == c {
-				return // another live piece of the set is the same piece
-			}
-		}
+	sets := dataSetPieces{} // the data sets with IPFS indexing
+	drop := func(c pdp.PieceCID, ds uint64) {
 		removed, err := p.cfg.IPFS.RemovePiece(c, ds)
 		if err != nil {
 			p.log.Warn("drop piece from the IPFS index", "piece", c.String(), "dataSet", ds, "err", err)
@@ -101,27 +96,8 @@ func (p *Provider) followIPFS() {
 				set[pc.ID] = pc.CID
 				p.indexIPFS(pc.CID, ev.DataSetID, pc.Metadata)
 			}
-		case chain.EvPiecesRemoved:
-			set, ok := sets[ev.DataSetID]
-			if !ok {
-				return nil
-			}
-			for _, id := range ev.PieceIDs {
-				if c, ok := set[id]; ok {
-					delete(set, id)
-					drop(set, c, ev.DataSetID)
-				}
-			}
-		case chain.EvDataSetDeleted:
-			set, ok := sets[ev.DataSetID]
-			if !ok {
-				return nil
-			}
-			delete(sets, ev.DataSetID)
-			for id, c := range set {
-				delete(set, id)
-				drop(set, c, ev.DataSetID)
-			}
+		case chain.EvPiecesRemoved, chain.EvDataSetDeleted:
+			sets.forget(ev, drop)
 		}
 		return nil
 	}
