@@ -58,6 +58,14 @@ func (c *applyCtx) ownDataSet(id uint64) (*DataSet, error) {
 	return ds, nil
 }
 
+// checkRunning refuses provider work on a data set whose service ended before now.
+func (c *applyCtx) checkRunning(ds *DataSet) error {
+	if ds.EndEpoch != 0 && c.now > ds.EndEpoch {
+		return fmt.Errorf("%w: data set %d service ended at %d", ErrTerminated, ds.ID, ds.EndEpoch)
+	}
+	return nil
+}
+
 func (c *applyCtx) account(owner common.Address) (payments.AccountInfo, error) {
 	info, err := c.pay.Account(c.e.cfg.Token, owner, c.now)
 	return info, payErr(err)
@@ -233,8 +241,8 @@ func (c *applyCtx) scheduleRemovals(b SchedulePieceRemovalsBody) error {
 	if err != nil {
 		return err
 	}
-	if ds.EndEpoch != 0 && c.now > ds.EndEpoch {
-		return fmt.Errorf("%w: data set %d service ended at %d", ErrTerminated, ds.ID, ds.EndEpoch)
+	if err := c.checkRunning(ds); err != nil {
+		return err
 	}
 	if len(b.PieceIDs) == 0 {
 		return fmt.Errorf("%w: no piece ids", ErrInvalidArgument)

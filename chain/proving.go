@@ -62,8 +62,8 @@ func (c *applyCtx) nextProvingPeriod(b NextProvingPeriodBody) error {
 		return err
 	}
 	m, w := c.e.cfg.ProvingPeriod, c.e.cfg.ChallengeWindow
-	if ds.EndEpoch != 0 && c.now > ds.EndEpoch {
-		return fmt.Errorf("%w: data set %d service ended at %d", ErrTerminated, ds.ID, ds.EndEpoch)
+	if err := c.checkRunning(ds); err != nil {
+		return err
 	}
 	if ds.LeafCount == 0 {
 		return fmt.Errorf("%w: data set %d has no pieces to prove", ErrInvalidArgument, ds.ID)
@@ -155,12 +155,14 @@ func (c *applyCtx) provePossession(b ProvePossessionBody) error {
 	if err != nil {
 		return err
 	}
+	if ds.NextChallengeEpoch == 0 || ds.Deadline == 0 {
+		return fmt.Errorf("%w: data set %d", ErrNotProving, ds.ID)
+	}
+	if err := c.checkRunning(ds); err != nil {
+		return err
+	}
 	w := c.e.cfg.ChallengeWindow
 	switch {
-	case ds.NextChallengeEpoch == 0 || ds.Deadline == 0:
-		return fmt.Errorf("%w: data set %d", ErrNotProving, ds.ID)
-	case ds.EndEpoch != 0 && c.now > ds.EndEpoch:
-		return fmt.Errorf("%w: data set %d service ended at %d", ErrTerminated, ds.ID, ds.EndEpoch)
 	case c.now < ds.NextChallengeEpoch:
 		return fmt.Errorf("%w: challenge epoch %d not reached (now %d)", ErrTooEarly, ds.NextChallengeEpoch, c.now)
 	case c.now < ds.Deadline-w:

@@ -471,6 +471,19 @@ func TestTerminateSettleDelete(t *testing.T) {
 		t.Fatalf("add after termination: %v", err)
 	}
 	w.now = w.dataSet(id).Deadline + 1
+	// After the end epoch the provider can no longer schedule, prove or queue removals.
+	for _, refused := range []struct {
+		kind TxKind
+		body any
+	}{
+		{TxNextProvingPeriod, NextProvingPeriodBody{DataSetID: id, ChallengeEpoch: w.now + w.cfg().ChallengeFinality}},
+		{TxProvePossession, ProvePossessionBody{DataSetID: id, Proofs: make([]pdp.Proof, NumChallenges)}},
+		{TxSchedulePieceRemovals, w.removeBody(id, 0)},
+	} {
+		if _, err := w.send(w.sp, refused.kind, refused.body); !errors.Is(err, ErrTerminated) {
+			t.Fatalf("%s after the end epoch: %v", refused.kind, err)
+		}
+	}
 	evs = w.must(w.sp, TxDeleteDataSet, DeleteDataSetBody{DataSetID: id})
 	if findKind(evs, EvDataSetDeleted) == nil {
 		t.Fatal("not deleted")
