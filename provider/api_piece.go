@@ -107,7 +107,7 @@ func (p *Provider) handleRetrieve(w http.ResponseWriter, r *http.Request) error 
 	if !ok {
 		return errorf(http.StatusNotFound, "piece_not_found", "piece %s is not stored here", ref)
 	}
-	// OpenPiece alone decides (not found, damaged, readable): one index lookup per request.
+	// OpenPiece alone decides (not found, damaged, readable): no separate Has before it.
 	rd, err := p.store.OpenPiece(r.Context(), piece)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):

@@ -15,38 +15,9 @@ import (
 // RangeProofPattern is the route RangeProofHandler serves, in net/http ServeMux syntax.
 const RangeProofPattern = "GET /pdp/piece/{pieceCid}/proof"
 
-// RangeProof is the JSON answer of GET /pdp/piece/{pieceCid}/proof?start=A&end=B: what a client
-// needs to verify the raw bytes [A, B) of a piece without downloading the rest of it.
-//
-// A raw byte range touches whole fr32 chunks (127 raw bytes = 4 leaves). The client fetches
-// the raw bytes [RawStart, RawEnd) (the covering chunks, clipped to the piece's raw size),
-// fr32-pads them and so knows every leaf in [LeafStart, LeafEnd]. To hash those leaves up to
-// the piece root it needs, at each level, at most one node left of the range and one node
-// right of it; these are exactly the siblings on the path of the first and of the last leaf.
-// So the answer is two ordinary single-leaf proofs, Proofs[0] for LeafStart and Proofs[1] for
-// LeafEnd, whatever the size of the range: about 2·height·32 bytes, and the provider reads two
-// sections of the piece file to build them.
-type RangeProof struct {
-	PieceCID  pdp.PieceCID `json:"pieceCid"`
-	Start     uint64       `json:"start"`    // the asked range, raw bytes, end exclusive
-	End       uint64       `json:"end"`      //
-	RawStart  uint64       `json:"rawStart"` // the chunk-aligned raw range the client must hash
-	RawEnd    uint64       `json:"rawEnd"`   //
-	LeafStart uint64       `json:"leafStart"`
-	LeafEnd   uint64       `json:"leafEnd"` // inclusive
-	Proofs    []pdp.Proof  `json:"proofs"`
-}
-
-// RangeProofSpan returns the chunk-aligned raw range and the leaf range covering the raw bytes
-// [start, end) of piece p. It is the geometry both sides of the route agree on.
-func RangeProofSpan(p pdp.PieceCID, start, end uint64) (rawStart, rawEnd, leafStart, leafEnd uint64, err error) {
-	raw := p.RawSize()
-	if start >= end || end > raw {
-		return 0, 0, 0, 0, fmt.Errorf("range [%d, %d) is empty or outside the piece's %d raw bytes", start, end, raw)
-	}
-	c0, c1 := start/127, (end+126)/127 // chunks [c0, c1)
-	return c0 * 127, min(c1*127, raw), 4 * c0, 4*c1 - 1, nil
-}
+// RangeProof is the JSON answer of GET /pdp/piece/{pieceCid}/proof?start=A&end=B; see
+// pdp.RangeProof. The provider reads two sections of the piece file to build it.
+type RangeProof = pdp.RangeProof
 
 // RangeProofHandler serves RangeProofPattern from store: mount it with
 // mux.Handle(provider.RangeProofPattern, provider.RangeProofHandler(store)). It also works
@@ -77,7 +48,7 @@ func RangeProofHandler(store *storage.Store) http.Handler {
 			writeError(w, http.StatusBadRequest, "bad_request", "query must have start and end as decimal raw byte offsets (end exclusive)")
 			return
 		}
-		rawStart, rawEnd, leafStart, leafEnd, err := RangeProofSpan(piece, start, end)
+		rawStart, rawEnd, leafStart, leafEnd, err := pdp.RangeSpan(piece, start, end)
 		if err != nil {
 			writeError(w, http.StatusRequestedRangeNotSatisfiable, "bad_range", err.Error())
 			return

@@ -22,7 +22,7 @@ func TestRangeProofRouteOnProvider(t *testing.T) {
 		t.Run(fmt.Sprintf("%d-%d", rg[0], rg[1]), func(t *testing.T) {
 			var rp RangeProof
 			r.do("GET", fmt.Sprintf("/pdp/piece/%s/proof?start=%d&end=%d", piece, rg[0], rg[1]), nil).want(t, http.StatusOK).decode(t, &rp)
-			rawStart, rawEnd, leafStart, leafEnd, err := RangeProofSpan(piece, rg[0], rg[1])
+			rawStart, rawEnd, leafStart, leafEnd, err := pdp.RangeSpan(piece, rg[0], rg[1])
 			if err != nil {
 				t.Fatal(err)
 			}

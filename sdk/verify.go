@@ -14,34 +14,20 @@ import (
 const maxBlockHeight = 16
 
 // RangeProof is the answer of the provider route GET /pdp/piece/{pieceCid}/proof?start=A&end=B
-// (served by provider.RangeProofHandler). For the raw bytes [Start, End) of a piece, the
-// client fetches the covering fr32 chunks [RawStart, RawEnd), which hold exactly the leaves
-// [LeafStart, LeafEnd]; Proofs[0] proves LeafStart and Proofs[1] LeafEnd. Their sibling paths
-// hold every node outside the range that is needed to hash the range up to the piece root.
-type RangeProof struct {
-	PieceCID  pdp.PieceCID `json:"pieceCid"`
-	Start     uint64       `json:"start"`
-	End       uint64       `json:"end"`
-	RawStart  uint64       `json:"rawStart"`
-	RawEnd    uint64       `json:"rawEnd"`
-	LeafStart uint64       `json:"leafStart"`
-	LeafEnd   uint64       `json:"leafEnd"`
-	Proofs    []pdp.Proof  `json:"proofs"`
-}
+// (served by provider.RangeProofHandler); see pdp.RangeProof.
+type RangeProof = pdp.RangeProof
 
 // ErrBadProof: a provider's range proof does not verify against the piece CID. The bytes were
 // not judged; the proof's source is at fault.
 var ErrBadProof = errors.New("sdk: range proof does not verify against the piece CID")
 
-// rangeSpan returns the chunk-aligned raw range and the leaves covering raw bytes [start, end)
-// of piece p: the same geometry as provider.RangeProofSpan.
+// rangeSpan is pdp.RangeSpan with a bad range reported as ErrBadRange, the SDK's error for it.
 func rangeSpan(p pdp.PieceCID, start, end uint64) (rawStart, rawEnd, leafStart, leafEnd uint64, err error) {
-	raw := p.RawSize()
-	if start >= end || end > raw {
-		return 0, 0, 0, 0, fmt.Errorf("%w: [%d, %d) is empty or outside the piece's %d bytes", ErrBadRange, start, end, raw)
+	rawStart, rawEnd, leafStart, leafEnd, err = pdp.RangeSpan(p, start, end)
+	if err != nil {
+		err = fmt.Errorf("%w: %w", ErrBadRange, err)
 	}
-	c0, c1 := start/127, (end+126)/127
-	return c0 * 127, min(c1*127, raw), 4 * c0, 4*c1 - 1, nil
+	return rawStart, rawEnd, leafStart, leafEnd, err
 }
 
 // needsProof reports whether verifying raw bytes [rawStart, rawEnd) of p needs a range proof:
